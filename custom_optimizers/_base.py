@@ -1,0 +1,129 @@
+"""What the six lecture optimizers share: argument checks, the lecture's clipping, config.
+
+Each optimizer file keeps Keras's own four-part shape (``__init__`` passing the base
+keyword arguments through, ``build`` creating slots, a short ``update_step`` in
+``keras.ops``, ``get_config``); this base class only holds what would otherwise be
+written six times.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+CLIP_MODES = ("norm", "sign")
+
+
+def check_number(name, value, *, low=None, high=None, low_open=False, high_open=False,
+                 allow_none=False):
+    """Return ``value`` as a Python float, or raise a one-line ``ValueError``.
+
+    Integers and NumPy scalars are numbers here (Hydra hands ``learning_rate=1`` in as an
+    int); booleans, strings and non-finite values are not.
+    """
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    value = float(value)
+    lo_ok = low is None or (value > low if low_open else value >= low)
+    hi_ok = high is None or (value < high if high_open else value <= high)
+    if value != value or value in (float("inf"), float("-inf")) or not (lo_ok and hi_ok):
+        lo = "(-inf" if low is None else ("(" if low_open else "[") + f"{low:g}"
+        hi = "inf)" if high is None else f"{high:g}" + (")" if high_open else "]")
+        raise ValueError(f"{name}={value!r} is out of range: valid values are in {lo}, {hi}")
+    return value
+
+
+def _learning_rate_argument(learning_rate):
+    """Numbers are checked and made floats; schedules and callables pass unchanged."""
+    if isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule) or (
+        callable(learning_rate) and not isinstance(learning_rate, numbers.Real)
+    ):
+        return learning_rate
+    return check_number("learning_rate", learning_rate, low=0.0)
+
+
+def clip_gradient(gradient, threshold, mode):
+    """The lecture's clipping of one gradient tensor whose norm exceeds ``threshold`` (u).
+
+    ``mode="sign"`` is the slide's rule ``g = sign(g) * u``; ``mode="norm"`` is the usual
+    ``g = g * u / ||g||``. A gradient with ``||g|| <= u`` is returned unchanged. Written
+    with ``ops.where`` on a scalar so it traces the same under XLA and tf.distribute.
+    """
+    norm = ops.sqrt(ops.sum(ops.square(gradient)))
+    u = ops.cast(threshold, gradient.dtype)
+    if mode == "sign":
+        clipped = ops.sign(gradient) * u
+    else:
+        clipped = gradient * (u / ops.maximum(norm, u))
+    return ops.where(norm > u, clipped, gradient)
+
+
+class LectureOptimizer(keras.optimizers.Optimizer):
+    """Base of the lecture's optimizers: checked arguments and the lecture's clipping.
+
+    Args:
+        learning_rate: η (ε in the AdaGrad/RMSProp slides): a non-negative number, a
+            ``LearningRateSchedule`` or a callable.
+        clip_threshold: u, the lecture's clipping threshold applied to each gradient
+            tensor whose norm exceeds it; ``None`` (default) for no clipping.
+        clip_mode: ``"norm"`` (rescale to norm u, default) or ``"sign"`` (the slide's
+            ``sign(g) * u``).
+        **kwargs: every keyword of ``keras.optimizers.Optimizer`` (``weight_decay``,
+            ``clipnorm``, ``clipvalue``, ``global_clipnorm``, ``use_ema``,
+            ``ema_momentum``, ``ema_overwrite_frequency``, ``loss_scale_factor``,
+            ``gradient_accumulation_steps``, ``name``), passed through unchanged.
+
+    The lecture's clipping happens inside ``update_step``, once per variable and step,
+    after Keras has applied its own ``clipnorm``/``clipvalue``/``global_clipnorm`` and
+    after tf.distribute has summed the replicas' gradients, so a distributed run clips
+    the same gradient as a single-device one.
+    """
+
+    def __init__(self, learning_rate, clip_threshold=None, clip_mode="norm", **kwargs):
+        learning_rate = _learning_rate_argument(learning_rate)
+        clip_threshold = check_number(
+            "clip_threshold", clip_threshold, low=0.0, low_open=True, allow_none=True
+        )
+        if clip_mode not in CLIP_MODES:
+            raise ValueError(
+                f"clip_mode={clip_mode!r} is not valid: choose one of {', '.join(CLIP_MODES)}"
+            )
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.clip_threshold = clip_threshold
+        self.clip_mode = clip_mode
+
+    def _prepare_gradient(self, gradient, variable):
+        """The gradient as a dense tensor of the variable's dtype, clipped if asked.
+
+        Sparse gradients (``tf.IndexedSlices`` from an ``Embedding``) are made dense: the
+        lecture's moving averages decay every row at every step, so only the dense form
+        gives the same result as the equivalent dense gradient.
+        """
+        if isinstance(gradient, tf.IndexedSlices):
+            gradient = tf.convert_to_tensor(gradient)
+        gradient = ops.cast(gradient, variable.dtype)
+        if self.clip_threshold is not None:
+            gradient = clip_gradient(gradient, self.clip_threshold, self.clip_mode)
+        return gradient
+
+    def _step(self, variable):
+        """The lecture's 1-based step number t, as the variable's dtype."""
+        return ops.cast(self.iterations + 1, variable.dtype)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"clip_threshold": self.clip_threshold, "clip_mode": self.clip_mode})
+        return config
+
+
+class AdaptiveLectureOptimizer(LectureOptimizer):
+    """An optimizer whose per-weight step size the lecture calls the effective learning rate."""
+
+    def effective_learning_rates(self):
+        """``η_j = lr / (δ + sqrt(r_j))`` for every weight, one tensor per variable."""
+        raise NotImplementedError

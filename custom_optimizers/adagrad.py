@@ -1,0 +1,61 @@
+"""AdaGrad: per-weight learning rates from the running sum of squared gradients."""
+
+import keras
+from keras import ops
+
+from custom_optimizers._base import AdaptiveLectureOptimizer, check_number
+
+
+@keras.saving.register_keras_serializable(package="custom_optimizers")
+class AdaGrad(AdaptiveLectureOptimizer):
+    r"""AdaGrad: ``r <- r + g*g; W <- W - lr / (delta + sqrt(r)) * g``.
+
+    Formula card (lecture: "AdaGrad")::
+
+        r(t)   = r(t-1) + g(t)²                         r(0) = 0
+        η_j(t) = ε / (δ + sqrt(r_j(t)))                 (effective learning rate)
+        W(t+1) = W(t) - η(t) g(t)
+
+    * ε → ``learning_rate`` (default 0.01), δ → ``epsilon`` (default 1e-7), added
+      *outside* the square root. r only grows, so the effective learning rate only falls.
+    * Differs from ``keras.optimizers.Adagrad``, whose accumulator starts at 0.1 and whose
+      epsilon sits inside the root (``lr * g / sqrt(acc + eps)``): the two agree when
+      Keras has ``initial_accumulator_value=0`` and both epsilons are 0. PyTorch places
+      δ as the lecture does.
+
+    Args:
+        learning_rate: ε, the global learning rate.
+        epsilon: δ, keeps the first steps finite.
+        clip_threshold, clip_mode, **kwargs: see ``LectureOptimizer``.
+    """
+
+    def __init__(self, learning_rate=0.01, epsilon=1e-7, clip_threshold=None, clip_mode="norm",
+                 name="adagrad", **kwargs):
+        super().__init__(learning_rate, clip_threshold, clip_mode, name=name, **kwargs)
+        self.epsilon = check_number("epsilon", epsilon, low=0.0)
+
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        self.accumulators = self.add_optimizer_variables(var_list, "accumulator")
+
+    def update_step(self, gradient, variable, learning_rate):
+        lr = ops.cast(learning_rate, variable.dtype)
+        gradient = self._prepare_gradient(gradient, variable)
+        r = self.accumulators[self._get_variable_index(variable)]
+        self.assign_add(r, ops.square(gradient))
+        self.assign_sub(
+            variable, ops.divide(ops.multiply(gradient, lr), ops.add(ops.sqrt(r), self.epsilon))
+        )
+
+    def effective_learning_rates(self):
+        lr = self._get_current_learning_rate()
+        return [
+            ops.cast(lr, r.dtype) / (ops.sqrt(r) + self.epsilon) for r in self.accumulators
+        ]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"epsilon": self.epsilon})
+        return config

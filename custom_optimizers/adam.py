@@ -1,0 +1,106 @@
+"""Adam: RMSProp plus momentum, with bias correction of both moving averages."""
+
+import keras
+from keras import ops
+
+from custom_optimizers._base import AdaptiveLectureOptimizer, check_number
+
+
+@keras.saving.register_keras_serializable(package="custom_optimizers")
+class Adam(AdaptiveLectureOptimizer):
+    r"""Adam: ``W <- W - lr / (delta + sqrt(r/(1-b2**t))) * v/(1-b1**t)``.
+
+    Formula card (lecture: "Adam: RMSProp + Momentum", "Bias Correction")::
+
+        v(t)   = ρ1 v(t-1) + (1 - ρ1) g(t)              v(0) = 0  (first moment)
+        r(t)   = ρ2 r(t-1) + (1 - ρ2) g(t)²             r(0) = 0  (second moment)
+        v̂(t)   = v(t) / (1 - ρ1^t),  r̂(t) = r(t) / (1 - ρ2^t)     (t = 1, 2, ...)
+        W(t+1) = W(t) - ε / (δ + sqrt(r̂(t))) v̂(t)
+
+    * ε → ``learning_rate`` (default 0.001), ρ1 → ``beta_1`` (0.9), ρ2 → ``beta_2``
+      (0.999), δ → ``epsilon`` (1e-7), added outside the root of the *corrected* r̂.
+    * ``bias_correction=False`` uses v and r as they are (the lecture's first Adam
+      slide): with zero initial state the first steps are then shrunk by about
+      ``(1-ρ1)/sqrt(1-ρ2)``, which is what the correction removes.
+    * Differs from ``keras.optimizers.Adam``, which folds the correction into the
+      learning rate and adds its epsilon to the uncorrected ``sqrt(r)`` ("epsilon hat"):
+      the two agree when both epsilons are 0. PyTorch places δ as the lecture does.
+
+    Args:
+        learning_rate: ε.
+        beta_1: ρ1, decay of the first-moment average, in [0, 1).
+        beta_2: ρ2, decay of the second-moment average, in [0, 1).
+        epsilon: δ.
+        bias_correction: divide the averages by ``1 - ρ^t`` (default True).
+        clip_threshold, clip_mode, **kwargs: see ``LectureOptimizer``.
+    """
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 bias_correction=True, clip_threshold=None, clip_mode="norm", name="adam",
+                 **kwargs):
+        super().__init__(learning_rate, clip_threshold, clip_mode, name=name, **kwargs)
+        self.beta_1 = check_number("beta_1", beta_1, low=0.0, high=1.0, high_open=True)
+        self.beta_2 = check_number("beta_2", beta_2, low=0.0, high=1.0, high_open=True)
+        self.epsilon = check_number("epsilon", epsilon, low=0.0)
+        if not isinstance(bias_correction, bool):
+            raise ValueError(
+                f"bias_correction must be true or false, got {bias_correction!r}"
+            )
+        self.bias_correction = bias_correction
+
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        self.momentums, self.velocities = self.add_optimizer_variables(
+            var_list, ["momentum", "velocity"]
+        )
+
+    def _corrections(self, dtype):
+        """Scalars ``1/(1-ρ1^t)`` and ``1/sqrt(1-ρ2^t)`` (both 1 without correction)."""
+        if not self.bias_correction:
+            return 1.0, 1.0
+        t = ops.cast(self.iterations + 1, dtype)
+        first = 1.0 / (1.0 - ops.power(ops.convert_to_tensor(self.beta_1, dtype=dtype), t))
+        second = ops.rsqrt(1.0 - ops.power(ops.convert_to_tensor(self.beta_2, dtype=dtype), t))
+        return first, second
+
+    def update_step(self, gradient, variable, learning_rate):
+        lr = ops.cast(learning_rate, variable.dtype)
+        gradient = self._prepare_gradient(gradient, variable)
+        v = self.momentums[self._get_variable_index(variable)]
+        r = self.velocities[self._get_variable_index(variable)]
+        first, second = self._corrections(variable.dtype)
+        self.assign_add(v, ops.multiply(ops.subtract(gradient, v), 1.0 - self.beta_1))
+        self.assign_add(r, ops.multiply(ops.subtract(ops.square(gradient), r), 1.0 - self.beta_2))
+        # ε/(δ + sqrt(r/c2)) * v/c1 with the scalar corrections folded out of the
+        # per-weight work: (ε/c1) * v / (sqrt(r) * (1/sqrt(c2)) + δ).
+        self.assign_sub(
+            variable,
+            ops.divide(
+                ops.multiply(v, lr * first),
+                ops.add(ops.multiply(ops.sqrt(r), second), self.epsilon),
+            ),
+        )
+
+    def effective_learning_rates(self):
+        """``ε / (δ + sqrt(r̂_j))``: the factor the corrected first moment v̂ is scaled by."""
+        lr = self._get_current_learning_rate()
+        rates = []
+        for r in self.velocities:
+            # Report the state as it stands after the last step (t = iterations).
+            t = ops.maximum(ops.cast(self.iterations, r.dtype), 1.0)
+            second = (ops.rsqrt(1.0 - ops.power(ops.convert_to_tensor(self.beta_2, dtype=r.dtype), t))
+                      if self.bias_correction else 1.0)
+            rates.append(ops.cast(lr, r.dtype) / (ops.sqrt(r) * second + self.epsilon))
+        return rates
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "beta_1": self.beta_1,
+            "beta_2": self.beta_2,
+            "epsilon": self.epsilon,
+            "bias_correction": self.bias_correction,
+        })
+        return config

@@ -1,0 +1,54 @@
+"""Momentum in the lecture's exponential-moving-average form."""
+
+import keras
+from keras import ops
+
+from custom_optimizers._base import LectureOptimizer, check_number
+
+
+@keras.saving.register_keras_serializable(package="custom_optimizers")
+class Momentum(LectureOptimizer):
+    r"""Gradient descent with momentum, EMA form: ``v <- a*v + (1-a)*g; W <- W - lr*v``.
+
+    Formula card (lecture: "New gradient descent with momentum")::
+
+        v(t)   = α v(t-1) + (1 - α) g(t)        v(0) = 0
+        W(t+1) = W(t) - η v(t)
+
+    * η → ``learning_rate`` (default 0.01), α → ``momentum`` in [0, 1) (default 0.9);
+      α = 0 is plain gradient descent.
+    * v is an average of past gradients, so a step is never longer than ``lr * max|g|``.
+    * Differs from ``keras.optimizers.SGD(momentum=m)``, whose buffer is
+      ``m*v - lr*g`` (a sum, not an average): for a constant learning rate,
+      ``Momentum(η, α) == keras.optimizers.SGD(learning_rate=η*(1-α), momentum=α)``.
+      PyTorch's buffer is this ``v / (1-α)``.
+
+    Args:
+        learning_rate: η.
+        momentum: α.
+        clip_threshold, clip_mode, **kwargs: see ``LectureOptimizer``.
+    """
+
+    def __init__(self, learning_rate=0.01, momentum=0.9, clip_threshold=None, clip_mode="norm",
+                 name="momentum", **kwargs):
+        super().__init__(learning_rate, clip_threshold, clip_mode, name=name, **kwargs)
+        self.momentum = check_number("momentum", momentum, low=0.0, high=1.0, high_open=True)
+
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        self.velocities = self.add_optimizer_variables(var_list, "velocity")
+
+    def update_step(self, gradient, variable, learning_rate):
+        lr = ops.cast(learning_rate, variable.dtype)
+        gradient = self._prepare_gradient(gradient, variable)
+        v = self.velocities[self._get_variable_index(variable)]
+        # v = a*v + (1-a)*g, written as v += (1-a)*(g - v): one fused pass.
+        self.assign_add(v, ops.multiply(ops.subtract(gradient, v), 1.0 - self.momentum))
+        self.assign_sub(variable, ops.multiply(v, lr))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"momentum": self.momentum})
+        return config

@@ -1,0 +1,62 @@
+"""RMSProp: AdaGrad with an exponentially weighted average of squared gradients."""
+
+import keras
+from keras import ops
+
+from custom_optimizers._base import AdaptiveLectureOptimizer, check_number
+
+
+@keras.saving.register_keras_serializable(package="custom_optimizers")
+class RMSProp(AdaptiveLectureOptimizer):
+    r"""RMSProp: ``r <- rho*r + (1-rho)*g*g; W <- W - lr / (delta + sqrt(r)) * g``.
+
+    Formula card (lecture: "RMSProp")::
+
+        r(t)   = ρ r(t-1) + (1 - ρ) g(t)²               r(0) = 0
+        η_j(t) = ε / (δ + sqrt(r_j(t)))                 (effective learning rate)
+        W(t+1) = W(t) - η(t) g(t)
+
+    * ε → ``learning_rate`` (default 0.001), ρ → ``rho`` in [0, 1) (default 0.9),
+      δ → ``epsilon`` (default 1e-7), outside the root. r forgets old gradients, so the
+      effective learning rate can rise again, unlike AdaGrad's.
+    * Differs from ``keras.optimizers.RMSprop``, whose epsilon sits inside the root
+      (``lr * g / sqrt(r + eps)``): the two agree when both epsilons are 0 (and Keras's
+      ``momentum=0``, ``centered=False``).
+
+    Args:
+        learning_rate: ε, the global learning rate.
+        rho: ρ, the decay of the squared-gradient average.
+        epsilon: δ.
+        clip_threshold, clip_mode, **kwargs: see ``LectureOptimizer``.
+    """
+
+    def __init__(self, learning_rate=0.001, rho=0.9, epsilon=1e-7, clip_threshold=None,
+                 clip_mode="norm", name="rmsprop", **kwargs):
+        super().__init__(learning_rate, clip_threshold, clip_mode, name=name, **kwargs)
+        self.rho = check_number("rho", rho, low=0.0, high=1.0, high_open=True)
+        self.epsilon = check_number("epsilon", epsilon, low=0.0)
+
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        self.velocities = self.add_optimizer_variables(var_list, "velocity")
+
+    def update_step(self, gradient, variable, learning_rate):
+        lr = ops.cast(learning_rate, variable.dtype)
+        gradient = self._prepare_gradient(gradient, variable)
+        r = self.velocities[self._get_variable_index(variable)]
+        # r = rho*r + (1-rho)*g², written as r += (1-rho)*(g² - r).
+        self.assign_add(r, ops.multiply(ops.subtract(ops.square(gradient), r), 1.0 - self.rho))
+        self.assign_sub(
+            variable, ops.divide(ops.multiply(gradient, lr), ops.add(ops.sqrt(r), self.epsilon))
+        )
+
+    def effective_learning_rates(self):
+        lr = self._get_current_learning_rate()
+        return [ops.cast(lr, r.dtype) / (ops.sqrt(r) + self.epsilon) for r in self.velocities]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"rho": self.rho, "epsilon": self.epsilon})
+        return config

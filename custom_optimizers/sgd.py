@@ -1,0 +1,47 @@
+"""Plain (stochastic) gradient descent, the lecture's "old gradient descent"."""
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from custom_optimizers._base import LectureOptimizer
+
+
+@keras.saving.register_keras_serializable(package="custom_optimizers")
+class SGD(LectureOptimizer):
+    r"""Gradient descent: ``W <- W - lr * g``.
+
+    Formula card (lecture: "Old gradient descent")::
+
+        W(t+1) = W(t) - η g(t)
+
+    * η → ``learning_rate`` (default 0.01). No state.
+    * Same as ``keras.optimizers.SGD(learning_rate)`` with ``momentum=0``.
+    * A sparse gradient (``tf.IndexedSlices``) is applied sparsely with a scatter, which
+      is exact here because the rule has no state to decay.
+
+    Args:
+        learning_rate: η.
+        clip_threshold, clip_mode, **kwargs: see ``LectureOptimizer``.
+    """
+
+    def __init__(self, learning_rate=0.01, clip_threshold=None, clip_mode="norm", name="sgd",
+                 **kwargs):
+        super().__init__(learning_rate, clip_threshold, clip_mode, name=name, **kwargs)
+
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+
+    def update_step(self, gradient, variable, learning_rate):
+        lr = ops.cast(learning_rate, variable.dtype)
+        if self.clip_threshold is None and isinstance(gradient, tf.IndexedSlices):
+            # Scatter-subtract lr * rows; duplicate indices add up, as the dense sum would.
+            values = ops.multiply(ops.cast(gradient.values, variable.dtype), lr)
+            self.assign_sub(
+                variable, tf.IndexedSlices(values, gradient.indices, gradient.dense_shape)
+            )
+            return
+        gradient = self._prepare_gradient(gradient, variable)
+        self.assign_sub(variable, ops.multiply(gradient, lr))
