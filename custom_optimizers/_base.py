@@ -14,28 +14,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-CLIP_MODES = ("norm", "sign")
-
-
-def check_number(name, value, *, low=None, high=None, low_open=False, high_open=False,
-                 allow_none=False):
-    """Return ``value`` as a Python float, or raise a one-line ``ValueError``.
-
-    Integers and NumPy scalars are numbers here (Hydra hands ``learning_rate=1`` in as an
-    int); booleans, strings and non-finite values are not.
-    """
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    value = float(value)
-    lo_ok = low is None or (value > low if low_open else value >= low)
-    hi_ok = high is None or (value < high if high_open else value <= high)
-    if value != value or value in (float("inf"), float("-inf")) or not (lo_ok and hi_ok):
-        lo = "(-inf" if low is None else ("(" if low_open else "[") + f"{low:g}"
-        hi = "inf)" if high is None else f"{high:g}" + (")" if high_open else "]")
-        raise ValueError(f"{name}={value!r} is out of range: valid values are in {lo}, {hi}")
-    return value
+from custom_optimizers._checks import check_hyperparameter
 
 
 def _learning_rate_argument(learning_rate):
@@ -44,7 +23,7 @@ def _learning_rate_argument(learning_rate):
         callable(learning_rate) and not isinstance(learning_rate, numbers.Real)
     ):
         return learning_rate
-    return check_number("learning_rate", learning_rate, low=0.0)
+    return check_hyperparameter("learning_rate", learning_rate)
 
 
 def clip_gradient(gradient, threshold, mode):
@@ -86,13 +65,8 @@ class LectureOptimizer(keras.optimizers.Optimizer):
 
     def __init__(self, learning_rate, clip_threshold=None, clip_mode="norm", **kwargs):
         learning_rate = _learning_rate_argument(learning_rate)
-        clip_threshold = check_number(
-            "clip_threshold", clip_threshold, low=0.0, low_open=True, allow_none=True
-        )
-        if clip_mode not in CLIP_MODES:
-            raise ValueError(
-                f"clip_mode={clip_mode!r} is not valid: choose one of {', '.join(CLIP_MODES)}"
-            )
+        clip_threshold = check_hyperparameter("clip_threshold", clip_threshold)
+        clip_mode = check_hyperparameter("clip_mode", clip_mode)
         super().__init__(learning_rate=learning_rate, **kwargs)
         self.clip_threshold = clip_threshold
         self.clip_mode = clip_mode

@@ -3,7 +3,8 @@
 import keras
 from keras import ops
 
-from custom_optimizers._base import AdaptiveLectureOptimizer, check_number
+from custom_optimizers._base import AdaptiveLectureOptimizer
+from custom_optimizers._checks import check_hyperparameter
 
 
 @keras.saving.register_keras_serializable(package="custom_optimizers")
@@ -32,7 +33,7 @@ class AdaGrad(AdaptiveLectureOptimizer):
     def __init__(self, learning_rate=0.01, epsilon=1e-7, clip_threshold=None, clip_mode="norm",
                  name="adagrad", **kwargs):
         super().__init__(learning_rate, clip_threshold, clip_mode, name=name, **kwargs)
-        self.epsilon = check_number("epsilon", epsilon, low=0.0)
+        self.epsilon = check_hyperparameter("epsilon", epsilon)
 
     def build(self, var_list):
         if self.built:

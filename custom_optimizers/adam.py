@@ -3,7 +3,8 @@
 import keras
 from keras import ops
 
-from custom_optimizers._base import AdaptiveLectureOptimizer, check_number
+from custom_optimizers._base import AdaptiveLectureOptimizer
+from custom_optimizers._checks import check_hyperparameter
 
 
 @keras.saving.register_keras_serializable(package="custom_optimizers")
@@ -39,9 +40,9 @@ class Adam(AdaptiveLectureOptimizer):
                  bias_correction=True, clip_threshold=None, clip_mode="norm", name="adam",
                  **kwargs):
         super().__init__(learning_rate, clip_threshold, clip_mode, name=name, **kwargs)
-        self.beta_1 = check_number("beta_1", beta_1, low=0.0, high=1.0, high_open=True)
-        self.beta_2 = check_number("beta_2", beta_2, low=0.0, high=1.0, high_open=True)
-        self.epsilon = check_number("epsilon", epsilon, low=0.0)
+        self.beta_1 = check_hyperparameter("beta_1", beta_1)
+        self.beta_2 = check_hyperparameter("beta_2", beta_2)
+        self.epsilon = check_hyperparameter("epsilon", epsilon)
         if not isinstance(bias_correction, bool):
             raise ValueError(
                 f"bias_correction must be true or false, got {bias_correction!r}"

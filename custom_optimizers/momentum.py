@@ -3,7 +3,8 @@
 import keras
 from keras import ops
 
-from custom_optimizers._base import LectureOptimizer, check_number
+from custom_optimizers._base import LectureOptimizer
+from custom_optimizers._checks import check_hyperparameter
 
 
 @keras.saving.register_keras_serializable(package="custom_optimizers")
@@ -32,7 +33,7 @@ class Momentum(LectureOptimizer):
     def __init__(self, learning_rate=0.01, momentum=0.9, clip_threshold=None, clip_mode="norm",
                  name="momentum", **kwargs):
         super().__init__(learning_rate, clip_threshold, clip_mode, name=name, **kwargs)
-        self.momentum = check_number("momentum", momentum, low=0.0, high=1.0, high_open=True)
+        self.momentum = check_hyperparameter("momentum", momentum)
 
     def build(self, var_list):
         if self.built:

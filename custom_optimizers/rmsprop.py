@@ -3,7 +3,8 @@
 import keras
 from keras import ops
 
-from custom_optimizers._base import AdaptiveLectureOptimizer, check_number
+from custom_optimizers._base import AdaptiveLectureOptimizer
+from custom_optimizers._checks import check_hyperparameter
 
 
 @keras.saving.register_keras_serializable(package="custom_optimizers")
@@ -33,8 +34,8 @@ class RMSProp(AdaptiveLectureOptimizer):
     def __init__(self, learning_rate=0.001, rho=0.9, epsilon=1e-7, clip_threshold=None,
                  clip_mode="norm", name="rmsprop", **kwargs):
         super().__init__(learning_rate, clip_threshold, clip_mode, name=name, **kwargs)
-        self.rho = check_number("rho", rho, low=0.0, high=1.0, high_open=True)
-        self.epsilon = check_number("epsilon", epsilon, low=0.0)
+        self.rho = check_hyperparameter("rho", rho)
+        self.epsilon = check_hyperparameter("epsilon", epsilon)
 
     def build(self, var_list):
         if self.built:
