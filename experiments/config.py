@@ -1,0 +1,212 @@
+"""Typed schemas for ``conf/`` and the checks a composed config must pass before any work.
+
+Every YAML option in a group extends the schema of that option (``defaults:
+[/schema/<group>/<option>@_here_, _self_]``), so a wrong type or an unknown key is refused
+by Hydra while composing, and ``validate`` refuses out-of-range values — all before
+TensorFlow is imported. Hyperparameter ranges come from ``custom_optimizers._checks``,
+the same table the optimizers check their arguments with.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+IMPLEMENTATIONS = ("custom", "keras")
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
+
+
+class ConfigError(ValueError):
+    """A config that composes but cannot run; its message is one line for the user."""
+
+
+def _hyperparameter_checks():
+    """``custom_optimizers._checks``, loaded without running the package's ``__init__``.
+
+    The package ``__init__`` imports TensorFlow (it registers the optimizers with Keras);
+    the checks themselves need nothing but Python, and a refused config must answer fast.
+    """
+    name = "custom_optimizers._checks"
+    if name not in sys.modules:
+        package = importlib.util.find_spec("custom_optimizers")
+        location = package.submodule_search_locations[0]
+        spec = importlib.util.spec_from_file_location(name, f"{location}/_checks.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules[name] = module
+    return sys.modules[name]
+
+
+# --------------------------------------------------------------------------- optimizer
+@dataclass
+class OptimizerSchema:
+    """Shared by all optimizers: the lecture's learning rate and clipping, Keras base options."""
+
+    name: str = MISSING
+    implementation: str = "custom"  # custom (custom_optimizers) or keras (built-in)
+    learning_rate: float = 0.01  # η (ε on the AdaGrad/RMSProp/Adam slides)
+    clip_threshold: Optional[float] = None  # u: clip each gradient tensor with norm > u
+    clip_mode: str = "norm"  # norm: g*u/||g||; sign: the slide's sign(g)*u
+    weight_decay: Optional[float] = None  # Keras base-class options, passed through
+    global_clipnorm: Optional[float] = None
+    use_ema: bool = False
+    gradient_accumulation_steps: Optional[int] = None
+
+
+@dataclass
+class SGDSchema(OptimizerSchema):
+    name: str = "sgd"
+
+
+@dataclass
+class MomentumSchema(OptimizerSchema):
+    name: str = "momentum"
+    momentum: float = 0.9  # α
+
+
+@dataclass
+class NesterovSchema(MomentumSchema):
+    name: str = "nesterov"
+
+
+@dataclass
+class AdaGradSchema(OptimizerSchema):
+    name: str = "adagrad"
+    epsilon: float = 1e-7  # δ, outside the root
+
+
+@dataclass
+class RMSPropSchema(OptimizerSchema):
+    name: str = "rmsprop"
+    learning_rate: float = 0.001
+    rho: float = 0.9  # ρ
+    epsilon: float = 1e-7  # δ
+
+
+@dataclass
+class AdamSchema(OptimizerSchema):
+    name: str = "adam"
+    learning_rate: float = 0.001
+    beta_1: float = 0.9  # ρ1
+    beta_2: float = 0.999  # ρ2
+    epsilon: float = 1e-7  # δ
+    bias_correction: bool = True
+
+
+OPTIMIZER_SCHEMAS = {
+    "sgd": SGDSchema,
+    "momentum": MomentumSchema,
+    "nesterov": NesterovSchema,
+    "adagrad": AdaGradSchema,
+    "rmsprop": RMSPropSchema,
+    "adam": AdamSchema,
+}
+
+
+# --------------------------------------------------------------------------- trainer
+@dataclass
+class TrainerSchema:
+    epochs: int = 10
+    batch_size: int = 32
+    seed: int = 0  # weights initialisation and batch order
+    steps_per_execution: int = 8  # optimizer steps per compiled call (fewer Python round trips)
+    max_steps: Optional[int] = None  # stop after this many optimizer steps (quick checks)
+    jit_compile: bool = False  # XLA-compile the train step
+    deterministic: bool = True  # TensorFlow's op determinism (same seed, same numbers)
+
+
+# --------------------------------------------------------------------------- tracking
+@dataclass
+class TrackingSchema:
+    enabled: bool = True
+    uri: Optional[str] = None  # default: $MLFLOW_TRACKING_URI, else sqlite:///mlruns/mlflow.db
+    experiment_name: str = "optimizer-lab"
+    run_name: Optional[str] = None  # default: <optimizer>-<dataset>-<model>-s<seed>
+    log_every_n_steps: int = 1  # per-step metrics on every n-th optimizer step
+    log_model: bool = True  # the trained model as an artifact (model/model.keras)
+    log_plots: bool = True  # loss-curve PNG
+    tags: Dict[str, str] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- top level
+@dataclass
+class TrainSchema:
+    optimizer: Any = MISSING
+    dataset: Any = MISSING
+    model: Any = MISSING
+    trainer: TrainerSchema = field(default_factory=TrainerSchema)
+    tracking: TrackingSchema = field(default_factory=TrackingSchema)
+
+
+def _with_name(cls, name, schema_name):
+    """``cls``'s fields plus ``name`` first: the schema of one dataset or model option."""
+    extra = [(f.name, f.type, f) for f in dataclasses.fields(cls)]
+    return dataclasses.make_dataclass(schema_name, [("name", str, field(default=name))] + extra)
+
+
+def register_schemas() -> None:
+    """Put every schema in Hydra's ConfigStore under ``schema/<group>/<option>``."""
+    from experiments import data, models
+
+    cs = ConfigStore.instance()
+    cs.store(name="train_schema", node=TrainSchema)
+    for name, schema in OPTIMIZER_SCHEMAS.items():
+        cs.store(group="schema/optimizer", name=name, node=schema)
+    for name in data.DATASETS:
+        cs.store(group="schema/dataset", name=name,
+                 node=_with_name(data.DatasetParams, name, f"{name}_dataset"))
+    for name, params in models.MODEL_PARAMS.items():
+        cs.store(group="schema/model", name=name,
+                 node=_with_name(params, name, f"{name}_model"))
+
+
+# --------------------------------------------------------------------------- checks
+def _at_least(label, value, minimum):
+    if value is not None and value < minimum:
+        raise ConfigError(f"{label}={value} is out of range: it must be >= {minimum}")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Refuse a composed config that would fail later, with one line naming the value."""
+    checks = _hyperparameter_checks()
+    opt = cfg.optimizer
+    if opt.name not in OPTIMIZERS:
+        raise ConfigError(f"optimizer.name={opt.name!r} is not valid: choose one of "
+                          f"{', '.join(OPTIMIZERS)}")
+    if opt.implementation not in IMPLEMENTATIONS:
+        raise ConfigError(f"optimizer.implementation={opt.implementation!r} is not valid: "
+                          f"choose one of {', '.join(IMPLEMENTATIONS)}")
+    for key, value in opt.items():
+        if key in checks.RANGES or key == "clip_mode":
+            try:
+                checks.check_hyperparameter(key, value, label=f"optimizer.{key}")
+            except ValueError as err:
+                raise ConfigError(str(err)) from None
+    for key in ("weight_decay", "global_clipnorm"):
+        _at_least(f"optimizer.{key}", opt.get(key), 0)
+    _at_least("optimizer.gradient_accumulation_steps", opt.get("gradient_accumulation_steps"), 2)
+    if opt.implementation == "keras":
+        from experiments.optim import keras_refusal
+
+        refusal = keras_refusal(opt.name, opt)
+        if refusal:
+            raise ConfigError(refusal)
+    trainer = cfg.trainer
+    for key in ("epochs", "batch_size", "steps_per_execution"):
+        _at_least(f"trainer.{key}", trainer[key], 1)
+    _at_least("trainer.max_steps", trainer.max_steps, 1)
+    _at_least("tracking.log_every_n_steps", cfg.tracking.log_every_n_steps, 1)
+    from experiments import data, models
+
+    for label, check in (("dataset", data.check_params), ("model", models.check_params)):
+        params = OmegaConf.to_container(cfg[label], resolve=True)
+        try:
+            check(params.pop("name"), **params)
+        except ValueError as err:
+            raise ConfigError(f"{label}: {err}") from None

@@ -1,0 +1,203 @@
+"""The training loop behind ``python -m experiments.train``.
+
+A compiled step (``tf.function``, optionally XLA) runs ``steps_per_execution`` optimizer
+steps per call over index batches into the training set, which lives on the device once.
+Each step returns one vector of diagnostics — loss, correct predictions, learning rate,
+global and per-layer gradient norms (before clipping), and the effective learning rate's
+mean/min/max for the adaptive optimizers — so a step costs one transfer to Python.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import tensorflow as tf
+import keras
+
+from experiments.optim import effective_learning_rates
+
+EVAL_BATCH = 1024
+
+
+class Diverged(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+    def __init__(self, step: int, loss: float):
+        super().__init__(f"loss became {loss} at step {step}")
+        self.step, self.loss = step, loss
+
+
+@dataclass
+class History:
+    """What one training produced, for plots and the caller."""
+
+    steps: list = field(default_factory=list)
+    losses: list = field(default_factory=list)
+    epoch_steps: list = field(default_factory=list)
+    epoch: dict = field(default_factory=dict)  # metric name -> list per epoch
+    final: dict = field(default_factory=dict)
+
+
+def layer_groups(model) -> dict[str, list[int]]:
+    """Trainable-variable indices grouped by the layer that owns them.
+
+    The layer is the variable's path without its own name and without the model's name
+    (``sequential/dense_1/kernel`` -> ``dense_1``), so metric names don't depend on how
+    many models the process built before.
+    """
+    groups: dict[str, list[int]] = {}
+    for i, v in enumerate(model.trainable_variables):
+        parts = v.path.split("/")[:-1] or [v.path]
+        if len(parts) > 1 and parts[0] == model.name:
+            parts = parts[1:]
+        groups.setdefault("/".join(parts), []).append(i)
+    return groups
+
+
+class Trainer:
+    """Compiled train and evaluation steps for one model, optimizer and dataset."""
+
+    def __init__(self, model, optimizer, x_train, y_train, *, jit_compile=False):
+        self.model, self.optimizer = model, optimizer
+        self.loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        self.x = tf.constant(x_train)
+        self.y = tf.constant(y_train)
+        self.groups = layer_groups(model)
+        self.layer_names = list(self.groups)
+        if not model.trainable_variables:
+            raise ValueError("the model has no trainable variables")
+        # Compiled so that a saved model carries its optimizer (and state) and can be
+        # evaluated or trained further with plain Keras; training here uses the steps below.
+        model.compile(optimizer=optimizer, loss=self.loss_fn, metrics=["accuracy"])
+        self.optimizer.build(model.trainable_variables)
+        self.adaptive = effective_learning_rates(optimizer) is not None
+        self.names = (["loss", "correct", "learning_rate", "grad_norm"]
+                      + [f"grad_norm/{n}" for n in self.layer_names]
+                      + (["effective_lr/mean", "effective_lr/min", "effective_lr/max"]
+                         if self.adaptive else []))
+        self._chunk = tf.function(self._train_chunk, jit_compile=jit_compile, reduce_retracing=True)
+        self._eval = tf.function(self._eval_batch, jit_compile=jit_compile, reduce_retracing=True)
+
+    # -- compiled parts -----------------------------------------------------------
+    def _one_step(self, idx):
+        x = tf.gather(self.x, idx)
+        y = tf.gather(self.y, idx)
+        variables = self.model.trainable_variables
+        with tf.GradientTape() as tape:
+            logits = self.model(x, training=True)
+            loss = self.loss_fn(y, logits)
+            if self.model.losses:
+                loss = loss + tf.add_n(self.model.losses)
+        grads = tape.gradient(loss, variables)
+        dense = [tf.convert_to_tensor(g) for g in grads]
+        sq = [tf.reduce_sum(tf.square(tf.cast(g, tf.float32))) for g in dense]
+        layer_norms = [tf.sqrt(tf.add_n([sq[i] for i in ix])) for ix in self.groups.values()]
+        grad_norm = tf.sqrt(tf.add_n(sq))
+        self.optimizer.apply_gradients(zip(grads, variables))
+        pred = tf.argmax(logits, axis=-1, output_type=y.dtype)
+        correct = tf.reduce_sum(tf.cast(tf.equal(pred, y), tf.float32))
+        lr = tf.cast(self.optimizer._get_current_learning_rate(), tf.float32)
+        values = [tf.cast(loss, tf.float32), correct, lr, grad_norm] + layer_norms
+        if self.adaptive:
+            rates = [tf.reshape(tf.cast(r, tf.float32), [-1])
+                     for r in effective_learning_rates(self.optimizer)]
+            allr = tf.concat(rates, 0)
+            values += [tf.reduce_mean(allr), tf.reduce_min(allr), tf.reduce_max(allr)]
+        return tf.stack(values)
+
+    def _train_chunk(self, index_matrix):
+        """``index_matrix[k]`` is the k-th batch: one optimizer step per row."""
+        n = tf.shape(index_matrix)[0]
+        out = tf.TensorArray(tf.float32, size=n)
+        for k in tf.range(n):
+            out = out.write(k, self._one_step(index_matrix[k]))
+        return out.stack()
+
+    def _eval_batch(self, x, y):
+        logits = self.model(x, training=False)
+        loss = self.loss_fn(y, logits) * tf.cast(tf.shape(y)[0], tf.float32)
+        pred = tf.argmax(logits, axis=-1, output_type=y.dtype)
+        return tf.stack([tf.cast(loss, tf.float32),
+                         tf.reduce_sum(tf.cast(tf.equal(pred, y), tf.float32))])
+
+    # -- Python side ----------------------------------------------------------------
+    def evaluate(self, x, y) -> tuple[float, float]:
+        """(mean loss, accuracy) over ``x, y``."""
+        total = np.zeros(2)
+        for i in range(0, len(x), EVAL_BATCH):
+            total += self._eval(tf.constant(x[i:i + EVAL_BATCH]),
+                                tf.constant(y[i:i + EVAL_BATCH])).numpy()
+        return total[0] / len(x), total[1] / len(x)
+
+    def epoch_batches(self, n: int, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
+        """The epoch's shuffled batches; the order depends only on (seed, epoch)."""
+        perm = np.random.default_rng([seed, epoch]).permutation(n).astype(np.int32)
+        return [perm[i:i + batch_size] for i in range(0, n, batch_size)]
+
+    def run_batches(self, batches, steps_per_execution: int):
+        """Yield one diagnostics row per optimizer step over ``batches``."""
+        i = 0
+        while i < len(batches):
+            size = len(batches[i])
+            j = i
+            while j < len(batches) and j - i < steps_per_execution and len(batches[j]) == size:
+                j += 1
+            rows = self._chunk(tf.constant(np.stack(batches[i:j]))).numpy()
+            yield from rows
+            i = j
+
+
+def fit(trainer: Trainer, splits, *, epochs: int, batch_size: int, seed: int,
+        steps_per_execution: int = 8, max_steps: int | None = None,
+        log_every_n_steps: int = 1,
+        on_step: Callable[[int, dict], None] | None = None,
+        on_epoch: Callable[[int, int, dict], None] | None = None) -> History:
+    """Train for ``epochs`` (or ``max_steps``); report per-step and per-epoch metrics.
+
+    ``on_step(step, metrics)`` gets every ``log_every_n_steps``-th step's metrics
+    (``loss``, ``grad_norm``, ``grad_norm/<layer>``, ``learning_rate``,
+    ``effective_lr/*``); ``on_epoch(epoch, step, metrics)`` gets ``epoch_loss``,
+    ``epoch_accuracy``, ``val_loss``, ``val_accuracy``, ``epoch_time_s``. Raises
+    ``Diverged`` on the first non-finite loss, after reporting the steps before it.
+    """
+    history = History()
+    n = len(splits.x_train)
+    step = 0
+    for epoch in range(epochs):
+        start = time.perf_counter()
+        batches = trainer.epoch_batches(n, batch_size, seed, epoch)
+        if max_steps is not None:
+            batches = batches[:max(0, max_steps - step)]
+        if not batches:
+            break
+        loss_sum = correct = seen = 0.0
+        for row, batch in zip(trainer.run_batches(batches, steps_per_execution), batches):
+            step += 1
+            values = dict(zip(trainer.names, row.tolist()))
+            loss = values.pop("loss")
+            if not math.isfinite(loss):
+                raise Diverged(step, loss)
+            loss_sum += loss * len(batch)
+            correct += values.pop("correct")
+            seen += len(batch)
+            if step % log_every_n_steps == 0:
+                history.steps.append(step)
+                history.losses.append(loss)
+                if on_step:
+                    on_step(step, {"loss": loss, **values})
+        val_loss, val_acc = trainer.evaluate(splits.x_val, splits.y_val)
+        metrics = {"epoch_loss": loss_sum / seen, "epoch_accuracy": correct / seen,
+                   "val_loss": val_loss, "val_accuracy": val_acc,
+                   "epoch_time_s": time.perf_counter() - start}
+        history.epoch_steps.append(step)
+        for k, v in metrics.items():
+            history.epoch.setdefault(k, []).append(v)
+        if on_epoch:
+            on_epoch(epoch, step, metrics)
+    test_loss, test_acc = trainer.evaluate(splits.x_test, splits.y_test)
+    history.final = {"test_loss": test_loss, "test_accuracy": test_acc, "steps": step}
+    return history
