@@ -1,0 +1,1 @@
+"""Hydra-configured Keras experiments comparing the lab's optimizers."""
