@@ -11,10 +11,15 @@ from __future__ import annotations
 import numbers
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import ops
 
 from custom_optimizers._checks import check_hyperparameter
+
+# Relative slack, in units of the dtype's epsilon, before a norm counts as above u: Keras's
+# own norm clipping leaves norms up to ~1 eps above u (measured in float32 and float64).
+_CLIP_SLACK_ULPS = 4
 
 
 def _learning_rate_argument(learning_rate):
@@ -32,14 +37,20 @@ def clip_gradient(gradient, threshold, mode):
     ``mode="sign"`` is the slide's rule ``g = sign(g) * u``; ``mode="norm"`` is the usual
     ``g = g * u / ||g||``. A gradient with ``||g|| <= u`` is returned unchanged. Written
     with ``ops.where`` on a scalar so it traces the same under XLA and tf.distribute.
+
+    "Exceeds" allows for rounding (a few ulps): a gradient that Keras's ``clipnorm=u`` or
+    ``global_clipnorm=u`` already clipped can come out with a norm one ulp above u, and
+    must not be clipped a second time (in sign mode that would replace it outright).
     """
     norm = ops.sqrt(ops.sum(ops.square(gradient)))
     u = ops.cast(threshold, gradient.dtype)
+    eps = float(np.finfo(keras.backend.standardize_dtype(gradient.dtype)).eps)
+    slack = 1.0 + _CLIP_SLACK_ULPS * eps
     if mode == "sign":
         clipped = ops.sign(gradient) * u
     else:
         clipped = gradient * (u / ops.maximum(norm, u))
-    return ops.where(norm > u, clipped, gradient)
+    return ops.where(norm > u * slack, clipped, gradient)
 
 
 class LectureOptimizer(keras.optimizers.Optimizer):

@@ -1,0 +1,63 @@
+"""Shared fixtures. Nothing here is autouse: a fixture only acts where a test asks for it."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+import custom_optimizers
+from custom_optimizers import reference
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerCase:
+    """One lecture optimizer with hyperparameters under which every term of its rule matters.
+
+    Learning rates are not powers of two and epsilons are large enough (1e-3) that
+    putting δ inside instead of outside the root, or dropping it, changes the result
+    far beyond the tolerances used.
+    """
+
+    name: str
+    cls: type
+    kwargs: dict
+
+    def make(self, **overrides):
+        """The Keras optimizer, with ``overrides`` replacing or adding arguments."""
+        return self.cls(**{**self.kwargs, **overrides})
+
+    def reference(self, **overrides):
+        """The NumPy reference of the same rule with the same arguments."""
+        return reference.BY_NAME[self.name](**{**self.kwargs, **overrides})
+
+
+OPTIMIZER_CASES = (
+    OptimizerCase("sgd", custom_optimizers.SGD, {"learning_rate": 0.1}),
+    OptimizerCase("momentum", custom_optimizers.Momentum, {"learning_rate": 0.1, "momentum": 0.9}),
+    OptimizerCase("nesterov", custom_optimizers.Nesterov, {"learning_rate": 0.1, "momentum": 0.9}),
+    OptimizerCase("adagrad", custom_optimizers.AdaGrad, {"learning_rate": 0.1, "epsilon": 1e-3}),
+    OptimizerCase(
+        "rmsprop", custom_optimizers.RMSProp, {"learning_rate": 0.01, "rho": 0.9, "epsilon": 1e-3}
+    ),
+    OptimizerCase(
+        "adam",
+        custom_optimizers.Adam,
+        {"learning_rate": 0.01, "beta_1": 0.9, "beta_2": 0.99, "epsilon": 1e-3},
+    ),
+)
+
+
+@pytest.fixture(params=OPTIMIZER_CASES, ids=lambda case: case.name)
+def optimizer_case(request) -> OptimizerCase:
+    """Each of the six lecture optimizers in turn (parametrizes the test that uses it)."""
+    return request.param
+
+
+@pytest.fixture(
+    params=[c for c in OPTIMIZER_CASES if issubclass(c.cls, custom_optimizers.AdaptiveLectureOptimizer)],
+    ids=lambda case: case.name,
+)
+def adaptive_optimizer_case(request) -> OptimizerCase:
+    """AdaGrad, RMSProp and Adam: the optimizers with ``effective_learning_rates()``."""
+    return request.param
