@@ -119,6 +119,8 @@ class TrainerSchema:
     max_steps: Optional[int] = None  # stop after this many optimizer steps (quick checks)
     jit_compile: bool = False  # XLA-compile the train step
     deterministic: bool = True  # TensorFlow's op determinism (same seed, same numbers)
+    checkpoint_every_n_epochs: int = 1  # 0: only when interrupted
+    resume: Optional[str] = None  # true: newest interrupted run of this config; or a run id
 
 
 # --------------------------------------------------------------------------- tracking
@@ -172,10 +174,9 @@ def _at_least(label, value, minimum):
         raise ConfigError(f"{label}={value} is out of range: it must be >= {minimum}")
 
 
-def validate(cfg: DictConfig) -> None:
-    """Refuse a composed config that would fail later, with one line naming the value."""
+def validate_optimizer(opt: DictConfig) -> None:
+    """Refuse an ``optimizer`` config that would fail later, with one line naming the value."""
     checks = _hyperparameter_checks()
-    opt = cfg.optimizer
     if opt.name not in OPTIMIZERS:
         raise ConfigError(f"optimizer.name={opt.name!r} is not valid: choose one of "
                           f"{', '.join(OPTIMIZERS)}")
@@ -197,10 +198,16 @@ def validate(cfg: DictConfig) -> None:
         refusal = keras_refusal(opt.name, opt)
         if refusal:
             raise ConfigError(refusal)
+
+
+def validate(cfg: DictConfig) -> None:
+    """Refuse a composed config that would fail later, with one line naming the value."""
+    validate_optimizer(cfg.optimizer)
     trainer = cfg.trainer
     for key in ("epochs", "batch_size", "steps_per_execution"):
         _at_least(f"trainer.{key}", trainer[key], 1)
     _at_least("trainer.max_steps", trainer.max_steps, 1)
+    _at_least("trainer.checkpoint_every_n_epochs", trainer.checkpoint_every_n_epochs, 0)
     _at_least("tracking.log_every_n_steps", cfg.tracking.log_every_n_steps, 1)
     from experiments import data, models
 

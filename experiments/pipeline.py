@@ -76,89 +76,194 @@ def _loss_plot(history, path: Path, title: str) -> None:
     plt.close(fig)
 
 
+class StopOnSignal:
+    """While active, SIGINT and SIGTERM ask training to stop at the next step boundary
+    (``should_stop()``); a second SIGINT interrupts at once. Only in the main thread."""
+
+    SIGNALS = ("SIGINT", "SIGTERM")
+
+    def __init__(self):
+        self.received: str | None = None
+        self._previous: dict = {}
+
+    def _handle(self, signum, frame):
+        import signal
+
+        name = signal.Signals(signum).name
+        if self.received == "SIGINT" and name == "SIGINT":
+            raise KeyboardInterrupt
+        self.received = name
+
+    def should_stop(self) -> bool:
+        return self.received is not None
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for name in self.SIGNALS:
+                sig = getattr(signal, name)
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+class Stopped(RuntimeError):
+    """Training was interrupted by a signal; the run is KILLED and checkpointed."""
+
+    def __init__(self, run_id: str | None, signal_name: str, step: int):
+        super().__init__(f"{signal_name} at step {step}")
+        self.run_id, self.signal_name, self.step = run_id, signal_name, step
+
+
+def _check_fits(splits, batch_size: int) -> None:
+    from experiments.config import ConfigError
+
+    if batch_size > len(splits.x_train):
+        raise ConfigError(
+            f"trainer.batch_size={batch_size} is larger than the training split of "
+            f"{splits.name} ({len(splits.x_train)} samples): use at most "
+            f"{len(splits.x_train)}")
+
+
 def run(cfg: DictConfig, *, overrides: list[str] | None = None,
         sweep: dict | None = None, out=sys.stdout) -> dict[str, Any]:
     """Train as ``cfg`` says; log to MLflow unless ``tracking.enabled`` is false.
 
-    Returns the final metrics (``val_loss``, ``val_accuracy``, ``test_loss``,
+    The tracking store is checked first (``TrackingUnavailable``), then data and model are
+    built, and only then is a run created, so a failure before training leaves no run.
+    The run ends FINISHED, FAILED (with ``failure_reason``; a divergence also tags
+    ``diverged_at_step``) or KILLED (SIGINT/SIGTERM: a checkpoint is saved at the step
+    reached, ``Stopped`` is raised). ``trainer.resume`` continues a run from its
+    checkpoint. Returns the final metrics (``val_loss``, ``val_accuracy``, ``test_loss``,
     ``test_accuracy``, ``steps``) and, when tracked, ``run_id`` and ``tracking_uri``.
     """
+    from experiments import resume as ckpt
+
+    t, tr = cfg.trainer, cfg.tracking
+    config = OmegaConf.to_container(cfg, resolve=True)
+    fingerprint = ckpt.config_hash(config)
+    uri = None
+    resume_id = None
+    if tr.enabled:
+        uri = tracking.resolve_tracking_uri(tr.uri)
+        tracking.probe_store(uri)
+        if t.resume:
+            from mlflow.tracking import MlflowClient
+
+            resume_id = ckpt.find_run(MlflowClient(tracking_uri=uri), uri, tr.experiment_name,
+                                      str(t.resume), fingerprint)
+    elif t.resume:
+        raise ckpt.ResumeError("trainer.resume needs tracking: the run to continue is found "
+                               "in the tracking store")
+
     from experiments.data import load_dataset
     from experiments.models import build_model
     from experiments.optim import build_optimizer
-    from experiments.trainer import Diverged, Trainer, fit
+    from experiments.trainer import Diverged, Interrupted, Progress, Trainer, fit
 
-    t, tr = cfg.trainer, cfg.tracking
     data_params = OmegaConf.to_container(cfg.dataset, resolve=True)
     splits = load_dataset(data_params.pop("name"), **data_params)
+    _check_fits(splits, t.batch_size)
     _seed_everything(t.seed, t.deterministic)
-    model_params = OmegaConf.to_container(cfg.model, resolve=True)
-    model = build_model(model_params.pop("name"), splits.input_shape, splits.num_classes,
-                        **model_params)
-    optimizer = build_optimizer(OmegaConf.to_container(cfg.optimizer, resolve=True))
+    progress = None
+    if resume_id:
+        model, saved = ckpt.load_checkpoint(ckpt.checkpoint_dir(uri, resume_id))
+        optimizer = model.optimizer
+        progress = Progress.from_dict(saved)
+    else:
+        model_params = OmegaConf.to_container(cfg.model, resolve=True)
+        model = build_model(model_params.pop("name"), splits.input_shape, splits.num_classes,
+                            **model_params)
+        optimizer = build_optimizer(OmegaConf.to_container(cfg.optimizer, resolve=True))
     trainer = Trainer(model, optimizer, splits.x_train, splits.y_train,
                       jit_compile=t.jit_compile)
 
     logger = None
-    uri = None
+    logged_step = logged_epoch_step = 0
     if tr.enabled:
-        uri = tracking.resolve_tracking_uri(tr.uri)
-        name = tr.run_name or (f"{run_label(cfg)}-{cfg.dataset.name}-{cfg.model.name}"
-                               f"-s{t.seed}")
-        logger = tracking.RunLogger.start(uri, tr.experiment_name, name,
-                                          tags=run_tags(cfg, sweep))
-        config = OmegaConf.to_container(cfg, resolve=True)
-        config["tracking"]["uri"] = tracking.redact(uri)
-        logger.log_params(tracking.flatten(config))
-        logger.log_metrics(numeric_hyperparameters(cfg), step=0)
-        logger.flush()
+        if resume_id:
+            logger = tracking.RunLogger.reopen(uri, resume_id)
+            logged_step = ckpt.last_logged_step(logger.client, resume_id, "loss")
+            logged_epoch_step = ckpt.last_logged_step(logger.client, resume_id, "val_loss")
+            logger.set_tags({"resumed_from_step": progress.step})
+        else:
+            name = tr.run_name or (f"{run_label(cfg)}-{cfg.dataset.name}-{cfg.model.name}"
+                                   f"-s{t.seed}")
+            logger = tracking.RunLogger.start(
+                uri, tr.experiment_name, name,
+                tags={**run_tags(cfg, sweep), "config_hash": fingerprint})
+            config["tracking"]["uri"] = uri
+            logger.log_params(tracking.flatten(config))
+            logger.log_metrics(numeric_hyperparameters(cfg), step=0)
+            logger.flush()
+        folder = ckpt.checkpoint_dir(uri, logger.run_id)
 
     def on_step(step, metrics):
-        logger.log_metrics(metrics, step)
+        if step > logged_step:  # after a crash, steps already in the store are not re-sent
+            logger.log_metrics(metrics, step)
 
     def on_epoch(epoch, step, metrics):
-        logger.log_metrics(metrics, step)
-        logger.log_metrics({"epoch": epoch + 1}, step)
+        if step > logged_epoch_step:
+            logger.log_metrics({**metrics, "epoch": epoch + 1}, step)
         logger.flush()
 
+    def on_epoch_end(p):
+        if t.checkpoint_every_n_epochs and p.epoch % t.checkpoint_every_n_epochs == 0:
+            ckpt.save_checkpoint(folder, model, p.to_dict())
+
     status = "FAILED"
+    stop = StopOnSignal()
     try:
         try:
-            history = fit(trainer, splits, epochs=t.epochs, batch_size=t.batch_size,
-                          seed=t.seed, steps_per_execution=t.steps_per_execution,
-                          max_steps=t.max_steps, log_every_n_steps=tr.log_every_n_steps,
-                          on_step=on_step if logger else None,
-                          on_epoch=on_epoch if logger else None)
+            with stop:
+                history = fit(trainer, splits, epochs=t.epochs, batch_size=t.batch_size,
+                              seed=t.seed, steps_per_execution=t.steps_per_execution,
+                              max_steps=t.max_steps, log_every_n_steps=tr.log_every_n_steps,
+                              progress=progress,
+                              on_step=on_step if logger else None,
+                              on_epoch=on_epoch if logger else None,
+                              on_epoch_end=on_epoch_end if logger else None,
+                              should_stop=stop.should_stop)
         except Diverged as err:
             if logger:
                 logger.set_tags({"failure_reason": "diverged", "diverged_at_step": err.step,
                                  "failure_message": str(err)})
+            raise
+        except Interrupted as err:
+            status = "KILLED"
+            if logger:
+                ckpt.save_checkpoint(folder, model, err.progress.to_dict())
+                logger.set_tags({"failure_reason": "interrupted",
+                                 "interrupted_by": stop.received,
+                                 "interrupted_at_step": err.progress.step})
+            raise Stopped(logger.run_id if logger else None, stop.received,
+                          err.progress.step) from None
+        except KeyboardInterrupt:
+            status = "KILLED"
+            if logger:
+                logger.set_tags({"failure_reason": "interrupted", "interrupted_by": "SIGINT"})
+            raise
+        except Exception as err:
+            if logger:
+                logger.set_tags({"failure_reason": type(err).__name__,
+                                 "failure_message": str(err)[:500]})
             raise
         final = dict(history.final)
         final.update({k: v[-1] for k, v in history.epoch.items() if k.startswith("val_")})
         if logger:
             logger.log_metrics({k: history.final[k] for k in ("test_loss", "test_accuracy")},
                                step=final["steps"])
-            with tempfile.TemporaryDirectory() as tmp:
-                tmp = Path(tmp)
-                (tmp / "config.yaml").write_text(
-                    tracking.redact(OmegaConf.to_yaml(cfg, resolve=True)))
-                (tmp / "overrides.yaml").write_text(
-                    tracking.redact(OmegaConf.to_yaml(OmegaConf.create(list(overrides or [])))))
-                logger.log_artifacts([tmp / "config.yaml", tmp / "overrides.yaml"], "config")
-                if tr.log_plots:
-                    _loss_plot(history, tmp / "loss_curve.png",
-                               f"{run_label(cfg)} on {cfg.dataset.name} ({cfg.model.name})")
-                    logger.log_artifacts([tmp / "loss_curve.png"], "plots")
-                if tr.log_model:
-                    model.save(tmp / "model.keras")
-                    logger.log_artifacts([tmp / "model.keras"], "model")
+            _log_artifacts(logger, cfg, model, history, overrides, resumed=bool(resume_id))
             final.update(run_id=logger.run_id, tracking_uri=uri)
         status = "FINISHED"
         return final
-    except KeyboardInterrupt:
-        status = "KILLED"
-        raise
     finally:
         if logger:
             logger.end(status)
@@ -167,3 +272,26 @@ def run(cfg: DictConfig, *, overrides: list[str] | None = None,
                       f"{final['test_accuracy']:.4f}, logged to {tracking.redact(uri)} "
                       f"(experiment '{tr.experiment_name}').\n"
                       f"See it with: {tracking.ui_command(uri)}", file=out)
+
+
+def _log_artifacts(logger, cfg, model, history, overrides, *, resumed: bool) -> None:
+    tr = cfg.tracking
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        safe = tracking.redact_config(OmegaConf.to_container(cfg, resolve=True))
+        (tmp / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(safe)))
+        safe_overrides = [tracking.redact_override(o) for o in overrides or []]
+        (tmp / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(safe_overrides)))
+        logger.log_artifacts([tmp / "config.yaml", tmp / "overrides.yaml"], "config")
+        if tr.log_plots:
+            if resumed:  # the curve before the interruption lives in the store
+                logger.flush()
+                past = logger.client.get_metric_history(logger.run_id, "loss")
+                history.steps, history.losses = ([m.step for m in past],
+                                                 [m.value for m in past])
+            _loss_plot(history, tmp / "loss_curve.png",
+                       f"{run_label(cfg)} on {cfg.dataset.name} ({cfg.model.name})")
+            logger.log_artifacts([tmp / "loss_curve.png"], "plots")
+        if tr.log_model:
+            model.save(tmp / "model.keras")
+            logger.log_artifacts([tmp / "model.keras"], "model")

@@ -21,11 +21,58 @@ MAX_BATCH = 1000  # MLflow's limit of metrics per log_batch call
 MAX_PARAMS = 100  # ... and of params
 
 _CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
+_SECRET_KEY = re.compile(r"(password|passwd|secret|token|api[_-]?key|credential)", re.I)
+_SECRET_QUERY = re.compile(r"(?P<key>(password|secret|token|api[_-]?key|sig)=)[^&\s]+", re.I)
+
+
+class TrackingUnavailable(RuntimeError):
+    """The tracking store cannot be reached or written; the message is one line."""
 
 
 def redact(value: str) -> str:
-    """``value`` with any ``user:password@`` in a URL replaced by ``***@``."""
-    return _CREDENTIALS.sub(r"\g<scheme>***@", value)
+    """``value`` with URL credentials (``user:password@``, ``?token=...``) replaced by ``***``."""
+    value = _CREDENTIALS.sub(r"\g<scheme>***@", value)
+    return _SECRET_QUERY.sub(r"\g<key>***", value)
+
+
+def _is_secret(key: str) -> bool:
+    """A config key whose value must never be logged (``password``, ``api_key``, ...)."""
+    return bool(_SECRET_KEY.search(str(key).rsplit(".", 1)[-1].lstrip("+~")))
+
+
+def redact_params(params: Mapping[str, Any]) -> dict[str, str]:
+    """Params as strings, with secret-looking keys masked and URL credentials removed."""
+    return {k: "***" if _is_secret(k) else redact(str(v)) for k, v in params.items()}
+
+
+def redact_override(override: str) -> str:
+    """A Hydra override (``key=value``) safe to log."""
+    key, sep, _ = override.partition("=")
+    return f"{key}=***" if sep and _is_secret(key) else redact(override)
+
+
+def redact_config(config: Any, key: str = "") -> Any:
+    """A nested config with secret-looking keys masked and URL credentials removed."""
+    if isinstance(config, Mapping):
+        return {k: redact_config(v, str(k)) for k, v in config.items()}
+    if isinstance(config, (list, tuple)):
+        return [redact_config(v, key) for v in config]
+    if _is_secret(key):
+        return "***"
+    return redact(config) if isinstance(config, str) else config
+
+
+def _retrying(call, *args, attempts: int = 8, **kwargs):
+    """``call(*args, **kwargs)``, retried with backoff while SQLite says it is locked."""
+    delay = 0.05
+    for attempt in range(attempts):
+        try:
+            return call(*args, **kwargs)
+        except Exception as err:  # MlflowException wraps sqlalchemy's OperationalError
+            if "locked" not in str(err).lower() or attempt == attempts - 1:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
 
 def resolve_tracking_uri(uri: str | None = None) -> str:
@@ -47,6 +94,67 @@ def local_store_path(uri: str) -> Path | None:
     if uri.startswith("sqlite:///"):
         return Path(uri[len("sqlite:///"):])
     return None
+
+
+class _StoreLock:
+    """An exclusive lock beside a SQLite store, so that parallel jobs on a fresh store
+    don't race to create its schema (MLflow migrates a new database on first use)."""
+
+    def __init__(self, uri: str):
+        db = local_store_path(uri)
+        self.path = None if db is None else db.with_name(db.name + ".lock")
+        self.handle = None
+
+    def __enter__(self):
+        if self.path is not None:
+            import fcntl
+
+            self.handle = open(self.path, "a")
+            fcntl.flock(self.handle, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        if self.handle is not None:
+            self.handle.close()
+
+
+def probe_store(uri: str, timeout_s: float = 5.0) -> None:
+    """Make sure ``uri`` can be written before any training: raise ``TrackingUnavailable``.
+
+    A local SQLite store is created (schema included, under a lock) if its folder is
+    writable; a server is asked for its ``/health`` with a short timeout instead of
+    MLflow's minutes of retries.
+    """
+    shown = redact(uri)
+    db = local_store_path(uri)
+    if db is not None:
+        folder = db.parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise TrackingUnavailable(f"cannot create the tracking store folder {folder}: "
+                                      f"{err.strerror}") from None
+        if not os.access(folder, os.W_OK) or (db.exists() and not os.access(db, os.W_OK)):
+            raise TrackingUnavailable(f"the tracking store {shown} is not writable")
+    elif uri.startswith(("http://", "https://")):
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s):
+                return
+        except Exception as err:
+            reason = getattr(err, "reason", err)
+            raise TrackingUnavailable(f"the tracking server {shown} is not reachable: "
+                                      f"{reason}") from None
+    from mlflow.tracking import MlflowClient
+
+    try:
+        with _StoreLock(uri):
+            MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+    except Exception as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise TrackingUnavailable(f"cannot use the tracking store {shown}: "
+                                  f"{redact(first)}") from None
 
 
 def artifact_location(uri: str) -> str | None:
@@ -97,36 +205,40 @@ class RunLogger:
         from mlflow.tracking import MlflowClient
 
         client = MlflowClient(tracking_uri=uri)
-        experiment = client.get_experiment_by_name(experiment_name)
-        if experiment is None:
-            try:
-                experiment_id = client.create_experiment(
-                    experiment_name, artifact_location=artifact_location(uri))
-            except Exception:  # another process created it first
-                experiment = client.get_experiment_by_name(experiment_name)
-                if experiment is None:
-                    raise
+        with _StoreLock(uri):
+            experiment = _retrying(client.get_experiment_by_name, experiment_name)
+            if experiment is None:
+                experiment_id = _retrying(client.create_experiment, experiment_name,
+                                          artifact_location=artifact_location(uri))
+            else:
                 experiment_id = experiment.experiment_id
-        else:
-            experiment_id = experiment.experiment_id
-        tags = {k: redact(str(v)) for k, v in (tags or {}).items()}
+        tags = redact_params(tags or {})
         if parent_run_id:
             tags["mlflow.parentRunId"] = parent_run_id
-        run = client.create_run(experiment_id, run_name=run_name, tags=tags)
+        run = _retrying(client.create_run, experiment_id, run_name=run_name, tags=tags)
         return cls(client, run.info.run_id)
+
+    @classmethod
+    def reopen(cls, uri: str, run_id: str):
+        """Continue an existing run (``trainer.resume``): mark it RUNNING again."""
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=uri)
+        _retrying(client.update_run, run_id, status="RUNNING")
+        return cls(client, run_id)
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
 
-        items = [Param(k, redact(str(v))[:6000]) for k, v in params.items()]
+        items = [Param(k, v[:6000]) for k, v in redact_params(params).items()]
         for i in range(0, len(items), MAX_PARAMS):
-            self.client.log_batch(self.run_id, params=items[i:i + MAX_PARAMS])
+            _retrying(self.client.log_batch, self.run_id, params=items[i:i + MAX_PARAMS])
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         from mlflow.entities import RunTag
 
-        self.client.log_batch(self.run_id,
-                              tags=[RunTag(k, redact(str(v))) for k, v in tags.items()])
+        _retrying(self.client.log_batch, self.run_id,
+                  tags=[RunTag(k, v) for k, v in redact_params(tags).items()])
 
     def log_metrics(self, metrics: Mapping[str, float], step: int,
                     timestamp_ms: int | None = None) -> None:
@@ -141,15 +253,15 @@ class RunLogger:
     def flush(self) -> None:
         while self._buffer:
             chunk, self._buffer = self._buffer[:MAX_BATCH], self._buffer[MAX_BATCH:]
-            self.client.log_batch(self.run_id, metrics=chunk)
+            _retrying(self.client.log_batch, self.run_id, metrics=chunk)
 
     def log_artifacts(self, paths: Iterable[str | Path], artifact_path: str | None = None):
         for path in paths:
-            self.client.log_artifact(self.run_id, str(path), artifact_path)
+            _retrying(self.client.log_artifact, self.run_id, str(path), artifact_path)
 
     def end(self, status: str = "FINISHED") -> None:
         """Flush what is buffered, then close the run with ``status``."""
         try:
             self.flush()
         finally:
-            self.client.set_terminated(self.run_id, status=status)
+            _retrying(self.client.set_terminated, self.run_id, status=status)

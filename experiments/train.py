@@ -40,17 +40,50 @@ def _overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
+def _fail(message: str, code: int) -> None:
+    print(message, file=sys.stderr)
+    sys.exit(code)
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float:
-    """Train; return the final validation loss (the value a sweeper minimises)."""
+    """Train; return the final validation loss (the value a sweeper minimises).
+
+    A user's mistake (bad value, unreachable store, nothing to resume, dataset not
+    downloaded) ends with one line on stderr and exit code 2, before any run is created.
+    A diverged job ends its run FAILED; in a multirun the sweep goes on (the job returns
+    inf), alone it exits 1. SIGINT/SIGTERM end the run KILLED with a checkpoint (exit 130
+    or 143) and print how to resume.
+    """
     try:
         validate(cfg)
     except ConfigError as err:
-        print(f"Error in config: {err}", file=sys.stderr)
-        sys.exit(2)
-    from experiments.pipeline import run
+        _fail(f"Error in config: {err}", 2)
+    from experiments.data import DatasetUnavailable
+    from experiments.pipeline import Stopped, run
+    from experiments.resume import ResumeError
+    from experiments.tracking import TrackingUnavailable
+    from experiments.trainer import Diverged
 
-    return run(cfg, overrides=_overrides(), sweep=_sweep_tags())["val_loss"]
+    sweep = _sweep_tags()
+    try:
+        return run(cfg, overrides=_overrides(), sweep=sweep)["val_loss"]
+    except (ConfigError, ResumeError) as err:
+        _fail(f"Error in config: {err}", 2)
+    except (TrackingUnavailable, DatasetUnavailable) as err:
+        _fail(f"Error: {err}", 2)
+    except Diverged as err:
+        print(f"Diverged: {err}; the run is marked FAILED with the metrics up to that step.",
+              file=sys.stderr)
+        if sweep:
+            return float("inf")
+        sys.exit(1)
+    except Stopped as err:
+        kept = [o for o in _overrides() if not o.startswith("trainer.resume=")]
+        again = " ".join([*kept, f"trainer.resume={err.run_id}"])
+        _fail(f"Stopped by {err.signal_name} at step {err.step}; the run is KILLED with a "
+              f"checkpoint. Continue it with: python -m experiments.train {again}",
+              130 if err.signal_name == "SIGINT" else 143)
 
 
 if __name__ == "__main__":

@@ -139,65 +139,121 @@ class Trainer:
         return [perm[i:i + batch_size] for i in range(0, n, batch_size)]
 
     def run_batches(self, batches, steps_per_execution: int):
-        """Yield one diagnostics row per optimizer step over ``batches``."""
+        """Yield, per compiled call, the diagnostics rows of its optimizer steps.
+
+        One call runs up to ``steps_per_execution`` consecutive batches of equal size; the
+        weights are only ever seen between calls, which is where training may stop.
+        """
         i = 0
         while i < len(batches):
             size = len(batches[i])
             j = i
             while j < len(batches) and j - i < steps_per_execution and len(batches[j]) == size:
                 j += 1
-            rows = self._chunk(tf.constant(np.stack(batches[i:j]))).numpy()
-            yield from rows
+            yield self._chunk(tf.constant(np.stack(batches[i:j]))).numpy()
             i = j
+
+
+@dataclass
+class Progress:
+    """Where training stands: enough to resume exactly, mid-epoch included.
+
+    The batch order depends only on (seed, epoch), so ``epoch`` and ``batch`` (batches of
+    that epoch already done) say which optimizer step comes next; the sums rebuild the
+    epoch's running loss and accuracy.
+    """
+
+    epoch: int = 0
+    batch: int = 0
+    step: int = 0
+    loss_sum: float = 0.0
+    correct: float = 0.0
+    seen: int = 0
+    epoch_seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Progress":
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+
+
+class Interrupted(RuntimeError):
+    """Training stopped at a step boundary because ``should_stop()`` said so."""
+
+    def __init__(self, progress: Progress):
+        super().__init__(f"interrupted at step {progress.step}")
+        self.progress = progress
 
 
 def fit(trainer: Trainer, splits, *, epochs: int, batch_size: int, seed: int,
         steps_per_execution: int = 8, max_steps: int | None = None,
-        log_every_n_steps: int = 1,
+        log_every_n_steps: int = 1, progress: Progress | None = None,
         on_step: Callable[[int, dict], None] | None = None,
-        on_epoch: Callable[[int, int, dict], None] | None = None) -> History:
+        on_epoch: Callable[[int, int, dict], None] | None = None,
+        on_epoch_end: Callable[[Progress], None] | None = None,
+        should_stop: Callable[[], bool] | None = None) -> History:
     """Train for ``epochs`` (or ``max_steps``); report per-step and per-epoch metrics.
 
     ``on_step(step, metrics)`` gets every ``log_every_n_steps``-th step's metrics
     (``loss``, ``grad_norm``, ``grad_norm/<layer>``, ``learning_rate``,
     ``effective_lr/*``); ``on_epoch(epoch, step, metrics)`` gets ``epoch_loss``,
-    ``epoch_accuracy``, ``val_loss``, ``val_accuracy``, ``epoch_time_s``. Raises
-    ``Diverged`` on the first non-finite loss, after reporting the steps before it.
+    ``epoch_accuracy``, ``val_loss``, ``val_accuracy``, ``epoch_time_s``;
+    ``on_epoch_end(progress)`` runs after it (a checkpoint). ``progress`` resumes from a
+    saved ``Progress``. Raises ``Diverged`` on the first non-finite loss, after reporting
+    the steps before it, and ``Interrupted`` (carrying the progress) as soon as
+    ``should_stop()`` is true after a compiled call.
     """
     history = History()
     n = len(splits.x_train)
-    step = 0
-    for epoch in range(epochs):
-        start = time.perf_counter()
-        batches = trainer.epoch_batches(n, batch_size, seed, epoch)
+    p = progress or Progress()
+    while p.epoch < epochs:
+        start = time.perf_counter() - p.epoch_seconds
+        batches = trainer.epoch_batches(n, batch_size, seed, p.epoch)[p.batch:]
         if max_steps is not None:
-            batches = batches[:max(0, max_steps - step)]
-        if not batches:
+            batches = batches[:max(0, max_steps - p.step)]
+        if not batches and p.batch == 0:
             break
-        loss_sum = correct = seen = 0.0
-        for row, batch in zip(trainer.run_batches(batches, steps_per_execution), batches):
-            step += 1
-            values = dict(zip(trainer.names, row.tolist()))
-            loss = values.pop("loss")
-            if not math.isfinite(loss):
-                raise Diverged(step, loss)
-            loss_sum += loss * len(batch)
-            correct += values.pop("correct")
-            seen += len(batch)
-            if step % log_every_n_steps == 0:
-                history.steps.append(step)
-                history.losses.append(loss)
-                if on_step:
-                    on_step(step, {"loss": loss, **values})
+        done = 0
+        for rows in trainer.run_batches(batches, steps_per_execution):
+            for row in rows:
+                batch_len = len(batches[done])
+                done += 1
+                values = dict(zip(trainer.names, row.tolist()))
+                loss = values.pop("loss")
+                if not math.isfinite(loss):
+                    raise Diverged(p.step + 1, loss)
+                p.step += 1
+                p.batch += 1
+                p.loss_sum += loss * batch_len
+                p.correct += values.pop("correct")
+                p.seen += batch_len
+                if p.step % log_every_n_steps == 0:
+                    history.steps.append(p.step)
+                    history.losses.append(loss)
+                    if on_step:
+                        on_step(p.step, {"loss": loss, **values})
+            if should_stop is not None and should_stop():
+                p.epoch_seconds = time.perf_counter() - start
+                raise Interrupted(p)
         val_loss, val_acc = trainer.evaluate(splits.x_val, splits.y_val)
-        metrics = {"epoch_loss": loss_sum / seen, "epoch_accuracy": correct / seen,
+        metrics = {"epoch_loss": p.loss_sum / p.seen, "epoch_accuracy": p.correct / p.seen,
                    "val_loss": val_loss, "val_accuracy": val_acc,
                    "epoch_time_s": time.perf_counter() - start}
-        history.epoch_steps.append(step)
+        history.epoch_steps.append(p.step)
         for k, v in metrics.items():
             history.epoch.setdefault(k, []).append(v)
         if on_epoch:
-            on_epoch(epoch, step, metrics)
+            on_epoch(p.epoch, p.step, metrics)
+        p.epoch, p.batch, p.loss_sum, p.correct, p.seen, p.epoch_seconds = \
+            p.epoch + 1, 0, 0.0, 0.0, 0, 0.0
+        if on_epoch_end:
+            on_epoch_end(p)
+        if should_stop is not None and should_stop():
+            raise Interrupted(p)
+        if max_steps is not None and p.step >= max_steps:
+            break
     test_loss, test_acc = trainer.evaluate(splits.x_test, splits.y_test)
-    history.final = {"test_loss": test_loss, "test_accuracy": test_acc, "steps": step}
+    history.final = {"test_loss": test_loss, "test_accuracy": test_acc, "steps": p.step}
     return history
