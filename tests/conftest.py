@@ -55,7 +55,10 @@ def optimizer_case(request) -> OptimizerCase:
 
 
 @pytest.fixture(
-    params=[c for c in OPTIMIZER_CASES if issubclass(c.cls, custom_optimizers.AdaptiveLectureOptimizer)],
+    params=[
+        c for c in OPTIMIZER_CASES
+        if issubclass(c.cls, custom_optimizers.AdaptiveLectureOptimizer)
+    ],
     ids=lambda case: case.name,
 )
 def adaptive_optimizer_case(request) -> OptimizerCase:
