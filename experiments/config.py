@@ -19,6 +19,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 IMPLEMENTATIONS = ("custom", "keras")
+STRATEGIES = ("default", "mirrored", "multi_worker")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
 
 
@@ -121,6 +122,8 @@ class TrainerSchema:
     deterministic: bool = True  # TensorFlow's op determinism (same seed, same numbers)
     checkpoint_every_n_epochs: int = 1  # 0: only when interrupted
     resume: Optional[str] = None  # true: newest interrupted run of this config; or a run id
+    strategy: str = "default"  # default, mirrored (local devices), multi_worker (TF_CONFIG)
+    logical_cpus: Optional[int] = None  # split the CPU into n logical devices (to try mirrored)
 
 
 # --------------------------------------------------------------------------- tracking
@@ -200,6 +203,40 @@ def validate_optimizer(opt: DictConfig) -> None:
             raise ConfigError(refusal)
 
 
+def tf_config() -> dict | None:
+    """The parsed ``TF_CONFIG`` environment variable, or None when unset."""
+    import json
+    import os
+
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        return None
+    try:
+        parsed = json.loads(raw)
+        parsed["cluster"], parsed["task"]["type"], parsed["task"]["index"]
+    except (ValueError, KeyError, TypeError):
+        raise ConfigError("TF_CONFIG is not valid: it must be JSON with 'cluster' and "
+                          "'task': {'type': ..., 'index': ...}") from None
+    return parsed
+
+
+def _check_strategy(trainer) -> None:
+    if trainer.strategy not in STRATEGIES:
+        raise ConfigError(f"trainer.strategy={trainer.strategy!r} is not valid: choose one of "
+                          f"{', '.join(STRATEGIES)}")
+    _at_least("trainer.logical_cpus", trainer.logical_cpus, 1)
+    if trainer.strategy != "default" and trainer.jit_compile:
+        raise ConfigError(f"trainer.jit_compile=true is not supported with "
+                          f"trainer.strategy={trainer.strategy}: use one or the other")
+    if trainer.strategy == "multi_worker":
+        if tf_config() is None:
+            raise ConfigError("trainer.strategy=multi_worker needs the TF_CONFIG environment "
+                              "variable describing the cluster and this worker's task")
+        if trainer.resume:
+            raise ConfigError("trainer.resume is not supported with "
+                              "trainer.strategy=multi_worker")
+
+
 def validate(cfg: DictConfig) -> None:
     """Refuse a composed config that would fail later, with one line naming the value."""
     validate_optimizer(cfg.optimizer)
@@ -208,6 +245,7 @@ def validate(cfg: DictConfig) -> None:
         _at_least(f"trainer.{key}", trainer[key], 1)
     _at_least("trainer.max_steps", trainer.max_steps, 1)
     _at_least("trainer.checkpoint_every_n_epochs", trainer.checkpoint_every_n_epochs, 0)
+    _check_strategy(trainer)
     _at_least("tracking.log_every_n_steps", cfg.tracking.log_every_n_steps, 1)
     from experiments import data, models
 

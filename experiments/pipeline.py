@@ -122,6 +122,38 @@ class Stopped(RuntimeError):
         self.run_id, self.signal_name, self.step = run_id, signal_name, step
 
 
+def make_strategy(name: str, logical_cpus: int | None = None):
+    """The ``tf.distribute`` strategy ``trainer.strategy`` names (made before other TF work).
+
+    ``logical_cpus`` splits the host CPU into that many logical devices first, so that
+    ``mirrored`` can be tried, and tested, on a machine without accelerators.
+    """
+    import tensorflow as tf
+
+    if logical_cpus:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * logical_cpus)
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def is_chief(strategy_name: str) -> bool:
+    """Whether this process logs: always, except the non-chief workers of a cluster."""
+    if strategy_name != "multi_worker":
+        return True
+    from experiments.config import tf_config
+
+    cluster = tf_config()
+    task = cluster["task"]
+    if "chief" in cluster["cluster"]:
+        return task["type"] == "chief"
+    return task["type"] == "worker" and int(task["index"]) == 0
+
+
 def _check_fits(splits, batch_size: int) -> None:
     from experiments.config import ConfigError
 
@@ -151,7 +183,8 @@ def run(cfg: DictConfig, *, overrides: list[str] | None = None,
     fingerprint = ckpt.config_hash(config)
     uri = None
     resume_id = None
-    if tr.enabled:
+    tracked = tr.enabled and is_chief(t.strategy)
+    if tracked:
         uri = tracking.resolve_tracking_uri(tr.uri)
         tracking.probe_store(uri)
         if t.resume:
@@ -159,7 +192,7 @@ def run(cfg: DictConfig, *, overrides: list[str] | None = None,
 
             resume_id = ckpt.find_run(MlflowClient(tracking_uri=uri), uri, tr.experiment_name,
                                       str(t.resume), fingerprint)
-    elif t.resume:
+    elif t.resume and not tr.enabled:
         raise ckpt.ResumeError("trainer.resume needs tracking: the run to continue is found "
                                "in the tracking store")
 
@@ -168,26 +201,28 @@ def run(cfg: DictConfig, *, overrides: list[str] | None = None,
     from experiments.optim import build_optimizer
     from experiments.trainer import Diverged, Interrupted, Progress, Trainer, fit
 
+    strategy = make_strategy(t.strategy, t.logical_cpus)
     data_params = OmegaConf.to_container(cfg.dataset, resolve=True)
     splits = load_dataset(data_params.pop("name"), **data_params)
     _check_fits(splits, t.batch_size)
     _seed_everything(t.seed, t.deterministic)
     progress = None
-    if resume_id:
-        model, saved = ckpt.load_checkpoint(ckpt.checkpoint_dir(uri, resume_id))
-        optimizer = model.optimizer
-        progress = Progress.from_dict(saved)
-    else:
-        model_params = OmegaConf.to_container(cfg.model, resolve=True)
-        model = build_model(model_params.pop("name"), splits.input_shape, splits.num_classes,
-                            **model_params)
-        optimizer = build_optimizer(OmegaConf.to_container(cfg.optimizer, resolve=True))
-    trainer = Trainer(model, optimizer, splits.x_train, splits.y_train,
-                      jit_compile=t.jit_compile)
+    with strategy.scope():
+        if resume_id:
+            model, saved = ckpt.load_checkpoint(ckpt.checkpoint_dir(uri, resume_id))
+            optimizer = model.optimizer
+            progress = Progress.from_dict(saved)
+        else:
+            model_params = OmegaConf.to_container(cfg.model, resolve=True)
+            model = build_model(model_params.pop("name"), splits.input_shape,
+                                splits.num_classes, **model_params)
+            optimizer = build_optimizer(OmegaConf.to_container(cfg.optimizer, resolve=True))
+        trainer = Trainer(model, optimizer, splits.x_train, splits.y_train,
+                          jit_compile=t.jit_compile, strategy=strategy)
 
     logger = None
     logged_step = logged_epoch_step = 0
-    if tr.enabled:
+    if tracked:
         if resume_id:
             logger = tracking.RunLogger.reopen(uri, resume_id)
             logged_step = ckpt.last_logged_step(logger.client, resume_id, "loss")

@@ -2,6 +2,9 @@
 
 A compiled step (``tf.function``, optionally XLA) runs ``steps_per_execution`` optimizer
 steps per call over index batches into the training set, which lives on the device once.
+Under a ``tf.distribute`` strategy each replica takes its contiguous share of every
+global batch and scales its loss by the global batch size, so the optimizer's all-reduce
+sums to exactly the single-device gradient.
 Each step returns one vector of diagnostics — loss, correct predictions, learning rate,
 global and per-layer gradient norms (before clipping), and the effective learning rate's
 mean/min/max for the adaptive optimizers — so a step costs one transfer to Python.
@@ -61,9 +64,14 @@ def layer_groups(model) -> dict[str, list[int]]:
 class Trainer:
     """Compiled train and evaluation steps for one model, optimizer and dataset."""
 
-    def __init__(self, model, optimizer, x_train, y_train, *, jit_compile=False):
+    def __init__(self, model, optimizer, x_train, y_train, *, jit_compile=False,
+                 strategy=None):
         self.model, self.optimizer = model, optimizer
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.replicas = self.strategy.num_replicas_in_sync
         self.loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        self._per_example_loss = keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True, reduction=None)
         self.x = tf.constant(x_train)
         self.y = tf.constant(y_train)
         self.groups = layer_groups(model)
@@ -84,22 +92,32 @@ class Trainer:
 
     # -- compiled parts -----------------------------------------------------------
     def _one_step(self, idx):
+        """One optimizer step on the global batch ``idx`` (this replica's share of it)."""
+        global_batch = tf.cast(tf.shape(idx)[0], tf.float32)
+        ctx = tf.distribute.get_replica_context()
+        if self.replicas > 1:
+            n, r = tf.shape(idx)[0], ctx.replica_id_in_sync_group
+            idx = idx[n * r // self.replicas:n * (r + 1) // self.replicas]
         x = tf.gather(self.x, idx)
         y = tf.gather(self.y, idx)
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
             logits = self.model(x, training=True)
-            loss = self.loss_fn(y, logits)
+            per_example = tf.cast(self._per_example_loss(y, logits), tf.float32)
+            loss = tf.reduce_sum(per_example) / global_batch
             if self.model.losses:
-                loss = loss + tf.add_n(self.model.losses)
+                loss = loss + tf.add_n(self.model.losses) / self.replicas
         grads = tape.gradient(loss, variables)
         dense = [tf.convert_to_tensor(g) for g in grads]
+        pred = tf.argmax(logits, axis=-1, output_type=y.dtype)
+        correct = tf.reduce_sum(tf.cast(tf.equal(pred, y), tf.float32))
+        if self.replicas > 1:  # the global gradient and batch, for the diagnostics only
+            dense = ctx.all_reduce("sum", dense)
+            loss, correct = ctx.all_reduce("sum", [loss, correct])
         sq = [tf.reduce_sum(tf.square(tf.cast(g, tf.float32))) for g in dense]
         layer_norms = [tf.sqrt(tf.add_n([sq[i] for i in ix])) for ix in self.groups.values()]
         grad_norm = tf.sqrt(tf.add_n(sq))
         self.optimizer.apply_gradients(zip(grads, variables))
-        pred = tf.argmax(logits, axis=-1, output_type=y.dtype)
-        correct = tf.reduce_sum(tf.cast(tf.equal(pred, y), tf.float32))
         lr = tf.cast(self.optimizer._get_current_learning_rate(), tf.float32)
         values = [tf.cast(loss, tf.float32), correct, lr, grad_norm] + layer_norms
         if self.adaptive:
@@ -114,7 +132,8 @@ class Trainer:
         n = tf.shape(index_matrix)[0]
         out = tf.TensorArray(tf.float32, size=n)
         for k in tf.range(n):
-            out = out.write(k, self._one_step(index_matrix[k]))
+            row = self.strategy.run(self._one_step, args=(index_matrix[k],))
+            out = out.write(k, self.strategy.experimental_local_results(row)[0])
         return out.stack()
 
     def _eval_batch(self, x, y):
