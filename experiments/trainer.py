@@ -6,8 +6,9 @@ Under a ``tf.distribute`` strategy each replica takes its contiguous share of ev
 global batch and scales its loss by the global batch size, so the optimizer's all-reduce
 sums to exactly the single-device gradient.
 Each step returns one vector of diagnostics — loss, correct predictions, learning rate,
-global and per-layer gradient norms (before clipping), and the effective learning rate's
-mean/min/max for the adaptive optimizers — so a step costs one transfer to Python.
+global and per-layer gradient norms (before clipping), the weights' global norm, and the
+effective learning rate's mean/min/max for the adaptive optimizers — so a step costs one
+transfer to Python.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ class Trainer:
         model.compile(optimizer=optimizer, loss=self.loss_fn, metrics=["accuracy"])
         self.optimizer.build(model.trainable_variables)
         self.adaptive = effective_learning_rates(optimizer) is not None
-        self.names = (["loss", "correct", "learning_rate", "grad_norm"]
+        self.names = (["loss", "correct", "learning_rate", "grad_norm", "weight_norm"]
                       + [f"grad_norm/{n}" for n in self.layer_names]
                       + (["effective_lr/mean", "effective_lr/min", "effective_lr/max"]
                          if self.adaptive else []))
@@ -117,9 +118,12 @@ class Trainer:
         sq = [tf.reduce_sum(tf.square(tf.cast(g, tf.float32))) for g in dense]
         layer_norms = [tf.sqrt(tf.add_n([sq[i] for i in ix])) for ix in self.groups.values()]
         grad_norm = tf.sqrt(tf.add_n(sq))
+        # The global L2 norm of the weights the loss was taken at (before this update).
+        weight_norm = tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(tf.cast(v, tf.float32)))
+                                        for v in variables]))
         self.optimizer.apply_gradients(zip(grads, variables))
         lr = tf.cast(self.optimizer._get_current_learning_rate(), tf.float32)
-        values = [tf.cast(loss, tf.float32), correct, lr, grad_norm] + layer_norms
+        values = [tf.cast(loss, tf.float32), correct, lr, grad_norm, weight_norm] + layer_norms
         if self.adaptive:
             rates = [tf.reshape(tf.cast(r, tf.float32), [-1])
                      for r in effective_learning_rates(self.optimizer)]
@@ -216,7 +220,7 @@ def fit(trainer: Trainer, splits, *, epochs: int, batch_size: int, seed: int,
     """Train for ``epochs`` (or ``max_steps``); report per-step and per-epoch metrics.
 
     ``on_step(step, metrics)`` gets every ``log_every_n_steps``-th step's metrics
-    (``loss``, ``grad_norm``, ``grad_norm/<layer>``, ``learning_rate``,
+    (``loss``, ``grad_norm``, ``grad_norm/<layer>``, ``weight_norm``, ``learning_rate``,
     ``effective_lr/*``); ``on_epoch(epoch, step, metrics)`` gets ``epoch_loss``,
     ``epoch_accuracy``, ``val_loss``, ``val_accuracy``, ``epoch_time_s``;
     ``on_epoch_end(progress)`` runs after it (a checkpoint). ``progress`` resumes from a
