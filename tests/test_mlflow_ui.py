@@ -1,0 +1,227 @@
+"""The MLflow UI end to end: a real ``mlflow server`` on 127.0.0.1 over a store with real
+training runs, its REST API, and its runs page rendered by headless Chromium.
+
+Chromium is Debian's ``chromium`` (``.ci/run`` installs it). Outside CI the browser part is
+skipped when no browser is installed; in CI (``CI=true``) it fails instead.
+``MLFLOW_UI_SCREENSHOT=docs/mlflow-ui-chart-view.png`` also keeps the chart-view screenshot
+(how the README's picture was taken).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+HOST = "127.0.0.1"
+EXPERIMENT = "ui-test"
+OPTIMIZERS = ("adam", "keras_adam", "momentum")
+TRAIN = ["dataset=digits", "model=mlp", "trainer.epochs=2", "trainer.batch_size=64",
+         "trainer.max_steps=40", "tracking.log_model=false", "tracking.log_plots=false",
+         f"tracking.experiment_name={EXPERIMENT}"]
+SERVER_START_S = 120   # a loaded 2-core machine needs ~20 s
+BROWSER_S = 90
+SHOT = (1800, 1000)
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+# Direct connections only (no proxy from the environment), and only to this machine.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def http(base: str, path: str, body: dict | None = None, timeout: float = 10.0):
+    assert base.startswith(f"http://{HOST}:"), base
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(base + path, data=data,
+                                 headers={"Content-Type": "application/json"})
+    with _OPENER.open(req, timeout=timeout) as resp:
+        raw = resp.read()
+    return json.loads(raw) if raw[:1] in (b"{", b"[") else raw.decode()
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """An empty store with the experiment made, so server and training never both migrate
+    a fresh database at once."""
+    from mlflow.tracking import MlflowClient
+
+    from experiments import tracking
+
+    folder = tmp_path_factory.mktemp("ui-store")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    MlflowClient(tracking_uri=uri).create_experiment(
+        EXPERIMENT, artifact_location=tracking.artifact_location(uri))
+    return uri
+
+
+@pytest.fixture(scope="module")
+def server(store, tmp_path_factory):
+    """``mlflow server`` on a free port of 127.0.0.1; started before the runs are trained
+    (it boots while TensorFlow works) and stopped, with its workers, in the finalizer."""
+    folder = tmp_path_factory.mktemp("ui-server")
+    port = free_port()
+    log = open(folder / "server.log", "w")
+    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", NO_PROXY="*")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", store,
+         "--default-artifact-root", (folder / "artifacts").as_uri(),
+         "--host", HOST, "--port", str(port), "--workers", "1"],
+        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=folder, start_new_session=True)
+
+    def log_tail():
+        return (folder / "server.log").read_text()[-2000:]
+
+    yield {"base": f"http://{HOST}:{port}", "proc": proc, "log_tail": log_tail}
+
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)   # its own session: the server and its workers
+        proc.wait(timeout=15)
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def real_runs(store):
+    """A few real trainings (experiments.pipeline.run on tiny configs) into the store."""
+    import experiments.train  # noqa: F401  (registers the config schemas)
+    from experiments.config import validate
+    from experiments.pipeline import run
+
+    runs = {}
+    for optimizer in OPTIMIZERS:
+        with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+            cfg = compose("train", overrides=[*TRAIN, f"optimizer={optimizer}",
+                                              f"tracking.uri={store}"])
+        validate(cfg)
+        runs[optimizer] = run(cfg, out=open(os.devnull, "w"))
+    return runs
+
+
+def wait_until_up(server) -> None:
+    deadline = time.monotonic() + SERVER_START_S
+    while time.monotonic() < deadline:
+        if server["proc"].poll() is not None:
+            pytest.fail(f"mlflow server exited with {server['proc'].returncode}:\n"
+                        + server["log_tail"]())
+        try:
+            if http(server["base"], "/health", timeout=2) == "OK":
+                return
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"mlflow server not up after {SERVER_START_S} s:\n" + server["log_tail"]())
+
+
+@pytest.fixture(scope="module")
+def live(server, real_runs):
+    """The server up, with the trained runs in its store; the experiment's id."""
+    wait_until_up(server)
+    exp = http(server["base"], "/api/2.0/mlflow/experiments/get-by-name?"
+               + urllib.parse.urlencode({"experiment_name": EXPERIMENT}))
+    return {**server, "experiment_id": exp["experiment"]["experiment_id"], "runs": real_runs}
+
+
+def test_rest_api_lists_the_runs_with_their_metrics(live):
+    found = http(live["base"], "/api/2.0/mlflow/runs/search",
+                 {"experiment_ids": [live["experiment_id"]], "max_results": 100})
+    runs = {r["info"]["run_id"]: r for r in found["runs"]}
+    assert set(runs) == {r["run_id"] for r in live["runs"].values()}
+    for optimizer, result in live["runs"].items():
+        run = runs[result["run_id"]]
+        assert run["info"]["status"] == "FINISHED"
+        tags = {t["key"]: t["value"] for t in run["data"]["tags"]}
+        assert tags["optimizer"] == optimizer
+        metrics = {m["key"]: m["value"] for m in run["data"]["metrics"]}
+        assert {"loss", "grad_norm", "val_loss", "val_accuracy", "epoch_time_s",
+                "test_accuracy"} <= set(metrics)
+        assert metrics["test_accuracy"] == pytest.approx(result["test_accuracy"])
+        assert metrics["val_loss"] == pytest.approx(result["val_loss"])
+        history = http(live["base"], "/api/2.0/mlflow/metrics/get-history?"
+                       + urllib.parse.urlencode({"run_id": result["run_id"],
+                                                 "metric_key": "loss"}))
+        assert [m["step"] for m in history["metrics"]] == list(range(1, 41))
+
+
+def browser() -> str:
+    for name in BROWSERS:
+        path = shutil.which(name)
+        if path:
+            return path
+    message = f"no headless browser ({', '.join(BROWSERS)}); `.ci/run` installs chromium"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message + " (CI=true: a missing browser is a failure)")
+    pytest.skip(message)
+
+
+def chromium(url: str, profile: Path, *args: str, budget_ms: int = 20000):
+    """Headless Chromium on ``url``: every host but 127.0.0.1 unresolvable, no proxy,
+    no background traffic; a fresh profile."""
+    assert url.startswith(f"http://{HOST}:"), url
+    cmd = [browser(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+           "--no-first-run", "--disable-background-networking", "--disable-component-update",
+           "--disable-sync", "--disable-extensions", "--disable-default-apps",
+           "--no-proxy-server", f"--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE {HOST}",
+           f"--user-data-dir={profile}", "--hide-scrollbars",
+           f"--virtual-time-budget={budget_ms}", *args, url]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=BROWSER_S)
+
+
+def test_runs_page_shows_the_runs_in_chromium(live, tmp_path):
+    url = f"{live['base']}/#/experiments/{live['experiment_id']}/runs"
+    names = {f"{o}-digits-mlp-s0" for o in OPTIMIZERS}
+    for budget in (20000, 60000):  # one retry with more (virtual) time on a slow machine
+        page = chromium(url, tmp_path / f"profile-{budget}", "--dump-dom", budget_ms=budget)
+        dom = page.stdout
+        if all(n in dom for n in names):
+            break
+    assert page.returncode == 0, page.stderr[-2000:]
+    missing = sorted(n for n in names if n not in dom)
+    assert not missing, f"runs not shown: {missing}; page text: {dom[:1500]}"
+    text = " ".join(re.sub(r"<script.*?</script>|<style.*?</style>|<[^>]+>", " ", dom,
+                           flags=re.S).split())
+    assert f"{len(names)} matching runs" in text, text[:1500]
+
+
+def test_chart_view_screenshot(live, tmp_path):
+    """The runs page in chart view, as a PNG (kept at $MLFLOW_UI_SCREENSHOT when set)."""
+    from PIL import Image
+
+    url = f"{live['base']}/#/experiments/{live['experiment_id']}/runs?compareRunsMode=CHART"
+    shot = tmp_path / "chart.png"
+    keep = os.environ.get("MLFLOW_UI_SCREENSHOT")
+    # The charts fetch every metric's history before they draw: for the README's picture
+    # a long virtual budget (~20 s here), else enough for the page and the run list.
+    page = chromium(url, tmp_path / "profile", f"--window-size={SHOT[0]},{SHOT[1]}",
+                    f"--screenshot={shot}", budget_ms=120000 if keep else 20000)
+    assert page.returncode == 0 and shot.exists(), page.stderr[-2000:]
+    assert shot.read_bytes()[:8] == PNG_MAGIC
+    with Image.open(shot) as im:
+        assert im.size == SHOT
+        # a rendered page, not a blank one: many distinct colours
+        assert len(im.convert("RGB").getcolors(maxcolors=1 << 16) or range(1 << 16)) > 50
+        if keep:  # a palette PNG: a fraction of the size, for the README
+            im.convert("RGB").quantize(colors=128).save(keep, optimize=True)
