@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +155,48 @@ def is_chief(strategy_name: str) -> bool:
     return task["type"] == "worker" and int(task["index"]) == 0
 
 
+class TrackedHooks:
+    """What a tracked training does at each step and epoch: buffered metrics, checkpoints.
+
+    Steps at or below ``logged_step`` (``logged_epoch_step`` for epoch metrics) are
+    already in the store after a crash and are not sent again. A checkpoint is saved at
+    the first epoch end ``checkpoint_every_s`` seconds after the last one (0: every
+    epoch; None: never here), after waiting for the metrics before it to be stored.
+    """
+
+    def __init__(self, logger, model, folder, checkpoint_every_s, logged_step=0,
+                 logged_epoch_step=0):
+        from experiments import resume
+
+        self.logger, self.model, self.folder = logger, model, folder
+        self.every = checkpoint_every_s
+        self.logged_step, self.logged_epoch_step = logged_step, logged_epoch_step
+        self.last_checkpoint = time.monotonic()
+        self._save = resume.save_checkpoint
+
+    def on_step(self, step, metrics):
+        if step > self.logged_step:
+            self.logger.log_metrics(metrics, step)
+
+    def on_epoch(self, epoch, step, metrics):
+        if step > self.logged_epoch_step:
+            self.logger.log_metrics({**metrics, "epoch": epoch + 1}, step)
+        self.logger.flush()
+
+    def on_epoch_end(self, progress):
+        if self.every is not None and time.monotonic() - self.last_checkpoint >= self.every:
+            self.checkpoint(progress)
+
+    def checkpoint(self, progress):
+        self.logger.wait()  # the checkpoint must not run ahead of the logged metrics
+        self._save(self.folder, self.model, progress.to_dict())
+        self.last_checkpoint = time.monotonic()
+
+    def as_fit_kwargs(self) -> dict:
+        return {"on_step": self.on_step, "on_epoch": self.on_epoch,
+                "on_epoch_end": self.on_epoch_end}
+
+
 def _check_fits(splits, batch_size: int) -> None:
     from experiments.config import ConfigError
 
@@ -240,19 +283,8 @@ def run(cfg: DictConfig, *, overrides: list[str] | None = None,
             logger.flush()
         folder = ckpt.checkpoint_dir(uri, logger.run_id)
 
-    def on_step(step, metrics):
-        if step > logged_step:  # after a crash, steps already in the store are not re-sent
-            logger.log_metrics(metrics, step)
-
-    def on_epoch(epoch, step, metrics):
-        if step > logged_epoch_step:
-            logger.log_metrics({**metrics, "epoch": epoch + 1}, step)
-        logger.flush()
-
-    def on_epoch_end(p):
-        if t.checkpoint_every_n_epochs and p.epoch % t.checkpoint_every_n_epochs == 0:
-            ckpt.save_checkpoint(folder, model, p.to_dict())
-
+    hooks = (TrackedHooks(logger, model, folder, t.checkpoint_every_s,
+                          logged_step, logged_epoch_step).as_fit_kwargs() if logger else {})
     status = "FAILED"
     stop = StopOnSignal()
     try:
@@ -261,11 +293,7 @@ def run(cfg: DictConfig, *, overrides: list[str] | None = None,
                 history = fit(trainer, splits, epochs=t.epochs, batch_size=t.batch_size,
                               seed=t.seed, steps_per_execution=t.steps_per_execution,
                               max_steps=t.max_steps, log_every_n_steps=tr.log_every_n_steps,
-                              progress=progress,
-                              on_step=on_step if logger else None,
-                              on_epoch=on_epoch if logger else None,
-                              on_epoch_end=on_epoch_end if logger else None,
-                              should_stop=stop.should_stop)
+                              progress=progress, should_stop=stop.should_stop, **hooks)
         except Diverged as err:
             if logger:
                 logger.set_tags({"failure_reason": "diverged", "diverged_at_step": err.step,
@@ -274,7 +302,7 @@ def run(cfg: DictConfig, *, overrides: list[str] | None = None,
         except Interrupted as err:
             status = "KILLED"
             if logger:
-                ckpt.save_checkpoint(folder, model, err.progress.to_dict())
+                TrackedHooks(logger, model, folder, None).checkpoint(err.progress)
                 logger.set_tags({"failure_reason": "interrupted",
                                  "interrupted_by": stop.received,
                                  "interrupted_at_step": err.progress.step})
@@ -320,7 +348,7 @@ def _log_artifacts(logger, cfg, model, history, overrides, *, resumed: bool) -> 
         logger.log_artifacts([tmp / "config.yaml", tmp / "overrides.yaml"], "config")
         if tr.log_plots:
             if resumed:  # the curve before the interruption lives in the store
-                logger.flush()
+                logger.wait()
                 past = logger.client.get_metric_history(logger.run_id, "loss")
                 history.steps, history.losses = ([m.step for m in past],
                                                  [m.value for m in past])

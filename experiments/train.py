@@ -86,5 +86,46 @@ def main(cfg: DictConfig) -> float:
               130 if err.signal_name == "SIGINT" else 143)
 
 
+HELP = """\
+python -m experiments.train [OVERRIDE ...] [-m]
+
+Train one model with one optimizer on a real dataset, tracked in MLflow. Overrides are
+Hydra's: group=option picks a file, key=value sets a value, -m sweeps comma lists.
+
+{groups}
+Examples:
+  python -m experiments.train optimizer=momentum optimizer.learning_rate=0.05 \\
+      dataset=mnist1d model=cnn trainer.epochs=20
+  python -m experiments.train -m optimizer=adam,keras_adam trainer.seed=0,1,2
+  python -m experiments.train +experiment=vanishing_gradients
+  python -m experiments.train ... trainer.resume=true     # continue an interrupted run
+
+More: --cfg job (the composed config), --info, --hydra-help. Runs go to
+sqlite:///mlruns/mlflow.db; see them with: mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db
+"""
+
+
+def quick_help() -> str:
+    """The app's --help, read from conf/ directly.
+
+    Hydra's own --help composes every option of every group (seconds with this many typed
+    configs); this lists the same groups and options in a fraction of that.
+    """
+    from pathlib import Path
+
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    lines = ["Config groups (conf/<group>/<option>.yaml; experiment is added with"
+             " +experiment=<option>):"]
+    for group in ("optimizer", "dataset", "model", "trainer", "tracking", "experiment",
+                  "hparams_search"):
+        options = sorted(f.stem for f in (conf / group).glob("*.yaml"))
+        if options:
+            lines.append(f"  {group + ':':16} {', '.join(options)}")
+    return HELP.format(groups="\n".join(lines) + "\n")
+
+
 if __name__ == "__main__":
+    if any(arg in ("--help", "-h") for arg in sys.argv[1:]):
+        print(quick_help(), end="")
+        sys.exit(0)
     main()

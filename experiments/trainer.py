@@ -88,7 +88,9 @@ class Trainer:
                       + [f"grad_norm/{n}" for n in self.layer_names]
                       + (["effective_lr/mean", "effective_lr/min", "effective_lr/max"]
                          if self.adaptive else []))
-        self._chunk = tf.function(self._train_chunk, jit_compile=jit_compile, reduce_retracing=True)
+        # One trace for every chunk shape ([steps, batch] varies at epoch ends).
+        self._chunk = tf.function(self._train_chunk, jit_compile=jit_compile,
+                                  input_signature=[tf.TensorSpec([None, None], tf.int32)])
         self._eval = tf.function(self._eval_batch, jit_compile=jit_compile, reduce_retracing=True)
 
     # -- compiled parts -----------------------------------------------------------

@@ -89,6 +89,7 @@ def test_a_diverged_single_run_exits_non_zero(tmp_path):
 
 # ----------------------------------------------------------------------------- interruption
 LONG = ["dataset=mnist5k", "model=mlp", "model.width=256", "trainer.epochs=4",
+        "trainer.checkpoint_every_s=0",
         "trainer.batch_size=32", "trainer.steps_per_execution=4", *QUIET]
 
 

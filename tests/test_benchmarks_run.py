@@ -1,0 +1,41 @@
+"""The training and start-up benchmarks run and report every row (no timing asserted)."""
+
+from __future__ import annotations
+
+import math
+
+from benchmarks import startup, training
+
+
+def test_training_benchmark_reports_all_paths():
+    rows = training.measure(epochs=1, repeats=1)
+    assert [r[0] for r in rows] == ["fit", "product, no tracking", "product, tracked"]
+    for _, rate, ratio, low, high in rows:
+        assert math.isfinite(rate) and rate > 0
+        assert low <= ratio <= high
+    assert rows[0][2] == 1.0
+    assert "| product, tracked |" in training.table(rows)
+
+
+def test_startup_benchmark_times_the_fast_paths():
+    rows = dict(startup.measure(repeats=1, include_run=False))
+    assert set(rows) >= {"experiments.train --help", "import tensorflow",
+                         "experiments.train optimizer.learning_rate=-1 (refused)"}
+    assert all(s > 0 for s in rows.values())
+
+
+def test_help_lists_every_group_without_tensorflow():
+    import subprocess
+    import sys
+
+    from experiments.tracking import PROJECT_ROOT
+
+    code = ("import sys, runpy; sys.argv=['train', '--help']\n"
+            "try:\n    runpy.run_module('experiments.train', run_name='__main__')\n"
+            "except SystemExit as e:\n    assert e.code == 0\n"
+            "assert 'tensorflow' not in sys.modules and 'mlflow' not in sys.modules\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    for line in ("optimizer:", "keras_adam", "dataset:", "mnist1d", "model:", "trainer:"):
+        assert line in out.stdout
