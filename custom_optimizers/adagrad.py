@@ -46,8 +46,11 @@ class AdaGrad(AdaptiveLectureOptimizer):
         gradient = self._prepare_gradient(gradient, variable)
         r = self.accumulators[self._get_variable_index(variable)]
         self.assign_add(r, ops.square(gradient))
+        # divide_no_nan: with δ = 0 a weight whose gradients were all zero would get 0/0;
+        # its step is 0 (the limit), as every weight whose r is 0 has g = 0.
         self.assign_sub(
-            variable, ops.divide(ops.multiply(gradient, lr), ops.add(ops.sqrt(r), self.epsilon))
+            variable,
+            ops.divide_no_nan(ops.multiply(gradient, lr), ops.add(ops.sqrt(r), self.epsilon)),
         )
 
     def effective_learning_rates(self):

@@ -47,10 +47,16 @@ class RMSProp(AdaptiveLectureOptimizer):
         lr = ops.cast(learning_rate, variable.dtype)
         gradient = self._prepare_gradient(gradient, variable)
         r = self.velocities[self._get_variable_index(variable)]
-        # r = rho*r + (1-rho)*g², written as r += (1-rho)*(g² - r).
-        self.assign_add(r, ops.multiply(ops.subtract(ops.square(gradient), r), 1.0 - self.rho))
+        # r = rho*r + (1-rho)*g², as on the slide (and as Keras's RMSprop computes it): the
+        # shorter r += (1-rho)*(g² - r) loses r's small values to cancellation when rho is
+        # small and g² << r.
+        self.assign(
+            r, ops.add(ops.multiply(r, self.rho), ops.multiply(ops.square(gradient), 1.0 - self.rho))
+        )
+        # divide_no_nan: 0/0 only where r = 0, i.e. every gradient so far was 0: step 0.
         self.assign_sub(
-            variable, ops.divide(ops.multiply(gradient, lr), ops.add(ops.sqrt(r), self.epsilon))
+            variable,
+            ops.divide_no_nan(ops.multiply(gradient, lr), ops.add(ops.sqrt(r), self.epsilon)),
         )
 
     def effective_learning_rates(self):
