@@ -39,3 +39,12 @@ def test_help_lists_every_group_without_tensorflow():
     assert out.returncode == 0, out.stderr
     for line in ("optimizer:", "keras_adam", "dataset:", "mnist1d", "model:", "trainer:"):
         assert line in out.stdout
+
+
+def test_report_replaces_only_its_section():
+    from benchmarks.report import END, START, replace_section
+
+    text = f"intro\n\n## Benchmarks\n\n{START}\nold table\n{END}\n\n## Next\n"
+    new = f"{START}\nnew table\n{END}"
+    assert replace_section(text, new) == f"intro\n\n## Benchmarks\n\n{new}\n\n## Next\n"
+    assert replace_section("intro\n", new) == f"intro\n\n## Benchmarks\n\n{new}\n"

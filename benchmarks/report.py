@@ -1,0 +1,65 @@
+"""Run every benchmark and rewrite the README's benchmark section with the results.
+
+Usage::
+
+    python -m benchmarks.report [--quick] [--dry-run]
+
+The section sits between ``<!-- benchmarks:start -->`` and ``<!-- benchmarks:end -->``
+in README.md; it gets the machine, the date and one table per benchmark
+(``benchmarks.optimizer_step``, ``benchmarks.training``, ``benchmarks.startup``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import re
+from pathlib import Path
+
+from benchmarks import optimizer_step, startup, training
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+START, END = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
+
+
+def section(quick: bool) -> str:
+    step = optimizer_step.main(["--quick"] if quick else [])
+    train = training.main(["--epochs", "2", "--repeats", "3"] if quick else [])
+    start = startup.main(["--repeats", "1" if quick else "3"])
+    today = datetime.date.today().isoformat()
+    return "\n\n".join([
+        START,
+        f"Measured {today} with `python -m benchmarks.report`"
+        f"{' --quick' if quick else ''} (the machine is described in the first table).",
+        "**One optimizer step** (`python -m benchmarks.optimizer_step`):",
+        step.strip(),
+        "**Training throughput**, default experiment (`python -m benchmarks.training`):",
+        train.strip(),
+        "**Start-up** (`python -m benchmarks.startup`):",
+        start.strip(),
+        END,
+    ])
+
+
+def replace_section(text: str, new: str) -> str:
+    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
+    if pattern.search(text):
+        return pattern.sub(lambda _: new, text)
+    return text.rstrip("\n") + "\n\n## Benchmarks\n\n" + new + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument("--dry-run", action="store_true", help="print, do not write README")
+    args = parser.parse_args(argv)
+    new = section(args.quick)
+    if args.dry_run:
+        print(new)
+    else:
+        README.write_text(replace_section(README.read_text(), new))
+        print(f"README.md updated ({len(new.splitlines())} lines).")
+
+
+if __name__ == "__main__":
+    main()
