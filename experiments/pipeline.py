@@ -297,7 +297,7 @@ def run(cfg: DictConfig, *, overrides: list[str] | None = None,
         except Diverged as err:
             if logger:
                 logger.set_tags({"failure_reason": "diverged", "diverged_at_step": err.step,
-                                 "failure_message": str(err)})
+                                 "diverged_metric": err.what, "failure_message": str(err)})
             raise
         except Interrupted as err:
             status = "KILLED"

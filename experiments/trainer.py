@@ -28,11 +28,17 @@ EVAL_BATCH = 1024
 
 
 class Diverged(RuntimeError):
-    """The training loss became NaN or infinite."""
+    """The loss, the gradient or the weights became NaN or infinite."""
 
-    def __init__(self, step: int, loss: float):
-        super().__init__(f"loss became {loss} at step {step}")
-        self.step, self.loss = step, loss
+    def __init__(self, step: int, loss: float, what: str = "loss", value: float | None = None):
+        value = loss if value is None else value
+        super().__init__(f"{what} became {value} at step {step}")
+        self.step, self.loss, self.what = step, loss, what
+
+
+# Besides the loss, a network can die with a finite loss (weights overflowed to NaN that
+# a saturated softmax hides): these diagnostics must stay finite too.
+WATCHED = ("grad_norm", "weight_norm")
 
 
 @dataclass
@@ -226,7 +232,8 @@ def fit(trainer: Trainer, splits, *, epochs: int, batch_size: int, seed: int,
     ``effective_lr/*``); ``on_epoch(epoch, step, metrics)`` gets ``epoch_loss``,
     ``epoch_accuracy``, ``val_loss``, ``val_accuracy``, ``epoch_time_s``;
     ``on_epoch_end(progress)`` runs after it (a checkpoint). ``progress`` resumes from a
-    saved ``Progress``. Raises ``Diverged`` on the first non-finite loss, after reporting
+    saved ``Progress``. Raises ``Diverged`` on the first non-finite loss (or gradient or
+    weight norm), after reporting
     the steps before it, and ``Interrupted`` (carrying the progress) as soon as
     ``should_stop()`` is true after a compiled call.
     """
@@ -249,6 +256,9 @@ def fit(trainer: Trainer, splits, *, epochs: int, batch_size: int, seed: int,
                 loss = values.pop("loss")
                 if not math.isfinite(loss):
                     raise Diverged(p.step + 1, loss)
+                for key in WATCHED:
+                    if key in values and not math.isfinite(values[key]):
+                        raise Diverged(p.step + 1, loss, key, values[key])
                 p.step += 1
                 p.batch += 1
                 p.loss_sum += loss * batch_len

@@ -292,3 +292,28 @@ def test_bad_values_leave_no_run(tmp_path, overrides, fragment):
     assert fragment in str(info.value)
     assert "\n" not in str(info.value)
     assert runs_of(uri) == []
+
+
+def test_dead_network_with_finite_loss_counts_as_diverged():
+    """Weights overflowing to NaN while the logged loss stays finite still stop training."""
+    from types import SimpleNamespace
+
+    from experiments.trainer import Diverged, fit
+
+    class FakeTrainer:
+        names = ["loss", "correct", "grad_norm", "weight_norm"]
+
+        def epoch_batches(self, n, batch_size, seed, epoch):
+            return [np.arange(batch_size)] * 3
+
+        def run_batches(self, batches, steps_per_execution):
+            yield np.array([[2.3, 1.0, 1e30, 5.0], [2.3, 1.0, np.inf, np.nan],
+                            [2.3, 1.0, 1.0, 1.0]])
+
+    splits = SimpleNamespace(x_train=np.zeros((6, 1)))
+    seen = []
+    with pytest.raises(Diverged, match="grad_norm became inf at step 2") as info:
+        fit(FakeTrainer(), splits, epochs=1, batch_size=2, seed=0,
+            on_step=lambda step, m: seen.append(step))
+    assert info.value.step == 2 and info.value.what == "grad_norm"
+    assert seen == [1]
