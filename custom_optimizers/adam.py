@@ -75,12 +75,13 @@ class Adam(AdaptiveLectureOptimizer):
         self.assign_add(v, ops.multiply(ops.subtract(gradient, v), 1.0 - self.beta_1))
         self.assign_add(r, ops.multiply(ops.subtract(ops.square(gradient), r), 1.0 - self.beta_2))
         # ε/(δ + sqrt(r/c2)) * v/c1 with the scalar corrections folded out of the
-        # per-weight work: (ε/c1) * v / (sqrt(r) * (1/sqrt(c2)) + δ).
+        # per-weight work, numerator and denominator times sqrt(c2) = 1/second:
+        # (ε*sqrt(c2)/c1) * v / (sqrt(r) + δ*sqrt(c2)), as many passes as Keras's Adam.
         self.assign_sub(
             variable,
             ops.divide(
-                ops.multiply(v, lr * first),
-                ops.add(ops.multiply(ops.sqrt(r), second), self.epsilon),
+                ops.multiply(v, lr * first / second),
+                ops.add(ops.sqrt(r), self.epsilon / second),
             ),
         )
 

@@ -1,6 +1,7 @@
 """Momentum in the lecture's exponential-moving-average form."""
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from custom_optimizers._base import LectureOptimizer
@@ -45,9 +46,19 @@ class Momentum(LectureOptimizer):
         lr = ops.cast(learning_rate, variable.dtype)
         gradient = self._prepare_gradient(gradient, variable)
         v = self.velocities[self._get_variable_index(variable)]
-        # v = a*v + (1-a)*g, written as v += (1-a)*(g - v): one fused pass.
-        self.assign_add(v, ops.multiply(ops.subtract(gradient, v), 1.0 - self.momentum))
-        self.assign_sub(variable, ops.multiply(v, lr))
+        # v = a*v + (1-a)*g; W -= lr*v, both in TensorFlow's fused momentum kernel
+        # (accum = accum*momentum + grad; var -= lr*accum, with grad = (1-a)*g; XLA has it
+        # too). Written with keras.ops it takes one pass over memory more than Keras's
+        # SGD, whose buffer already holds lr: 5-30% slower than it without XLA.
+        # _prepare_gradient has made the gradient dense and of the variable's dtype.
+        tf.raw_ops.ResourceApplyMomentum(
+            var=(variable.value if isinstance(variable, keras.Variable) else variable).handle,
+            accum=(v.value if isinstance(v, keras.Variable) else v).handle,
+            lr=lr,
+            grad=ops.multiply(gradient, 1.0 - self.momentum),
+            momentum=ops.convert_to_tensor(self.momentum, dtype=variable.dtype),
+            use_nesterov=False,
+        )
 
     def get_config(self):
         config = super().get_config()

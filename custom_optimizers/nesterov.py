@@ -1,6 +1,7 @@
 """Nesterov momentum in the lecture's EMA form, rewritten to need only g at W."""
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from custom_optimizers._base import LectureOptimizer
@@ -46,9 +47,19 @@ class Nesterov(LectureOptimizer):
         gradient = self._prepare_gradient(gradient, variable)
         a = self.momentum
         v = self.velocities[self._get_variable_index(variable)]
-        self.assign_add(v, ops.multiply(ops.subtract(gradient, v), 1.0 - a))
-        step = ops.add(ops.multiply(v, a), ops.multiply(gradient, 1.0 - a))
-        self.assign_sub(variable, ops.multiply(step, lr))
+        # v = a*v + (1-a)*g; W -= lr*(a*v + (1-a)*g), both in TensorFlow's fused momentum
+        # kernel (accum = accum*momentum + grad; var -= grad*lr + accum*momentum*lr, with
+        # grad = (1-a)*g; XLA has it too). Written with keras.ops it takes more passes over
+        # memory than Keras's SGD(nesterov=True): 15-25% slower without XLA.
+        # _prepare_gradient has made the gradient dense and of the variable's dtype.
+        tf.raw_ops.ResourceApplyMomentum(
+            var=(variable.value if isinstance(variable, keras.Variable) else variable).handle,
+            accum=(v.value if isinstance(v, keras.Variable) else v).handle,
+            lr=lr,
+            grad=ops.multiply(gradient, 1.0 - a),
+            momentum=ops.convert_to_tensor(a, dtype=variable.dtype),
+            use_nesterov=True,
+        )
 
     def get_config(self):
         config = super().get_config()

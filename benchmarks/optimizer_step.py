@@ -1,0 +1,414 @@
+"""Time one optimizer step of each custom optimizer beside its Keras built-in counterpart.
+
+Usage::
+
+    python -m benchmarks.optimizer_step [--sizes 1000000 10000000] [--repeats N] [--quick]
+
+For each of the six lecture rules, the custom optimizer and the Keras built-in that
+``experiments.optim.keras_arguments`` translates the same lecture hyperparameters into
+apply the same fixed float32 gradients to float32 parameters (``size`` elements split over
+a few tensors) inside ``tf.function``, once without and once with ``jit_compile=True``.
+
+Machines here are shared and noisy, so every comparison is measured side by side in one
+process: both optimizers (and a NumPy copy of the same traffic) are warmed up, then timed
+interleaved (copy, custom, built-in, copy, built-in, custom, ...); each timing runs enough
+steps to last ``MIN_SAMPLE_SECONDS``. Reported are the median milliseconds per step, the
+median of the per-repeat ratios custom/built-in with their interquartile range and range,
+the ratio of the fastest steps, and the achieved memory bandwidth of each step.
+
+Bandwidth: a rule must at least read and write every array it touches once per step, e.g.
+Adam reads g, w, m, v and writes w, m, v: 7 × 4 bytes per float32 parameter; plain SGD
+reads g, w and writes w: 3 × 4 bytes. That traffic divided by the step time is compared
+with ``np.copyto`` of an array of the same number of bytes, whose traffic is counted the
+same way (every byte read once and written once: twice the array's size).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import math
+import os
+import platform
+import sys
+import time
+from typing import Callable, Sequence
+
+import numpy as np
+
+DEFAULT_SIZES = (1_000_000, 10_000_000)
+DEFAULT_REPEATS = 21
+QUICK_REPEATS = 7
+N_TENSORS = 4
+MIN_SAMPLE_SECONDS = 0.03
+ROUNDS = 3
+WARMUP_STEPS = 3
+
+RULES = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
+
+# The lecture's hyperparameters (symbols as in shared/docs/formulas.md); the learning
+# rates are powers of two so float32 holds them exactly.
+LECTURE_HYPERPARAMETERS = {
+    "sgd": {"learning_rate": 0.0078125},
+    "momentum": {"learning_rate": 0.0078125, "momentum": 0.9},
+    "nesterov": {"learning_rate": 0.0078125, "momentum": 0.9},
+    "adagrad": {"learning_rate": 0.0078125, "epsilon": 1e-7},
+    "rmsprop": {"learning_rate": 0.0009765625, "rho": 0.9, "epsilon": 1e-7},
+    "adam": {"learning_rate": 0.0009765625, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7},
+}
+
+# Arrays each rule must read and write once per parameter and step (g: the gradient).
+TRAFFIC = {
+    "sgd": ("g w", "w"),
+    "momentum": ("g w v", "w v"),
+    "nesterov": ("g w v", "w v"),
+    "adagrad": ("g w r", "w r"),
+    "rmsprop": ("g w r", "w r"),
+    "adam": ("g w m v", "w m v"),
+}
+FLOAT32_BYTES = 4
+
+
+def bytes_per_parameter(rule: str) -> int:
+    """Minimal bytes one step of ``rule`` reads plus writes per float32 parameter."""
+    reads, writes = TRAFFIC[rule]
+    return FLOAT32_BYTES * (len(reads.split()) + len(writes.split()))
+
+
+def traffic_label(rule: str) -> str:
+    """E.g. ``g,w,m,v → w,m,v = 7×4``: arrays read → arrays written, times float32 bytes."""
+    reads, writes = TRAFFIC[rule]
+    n = len(reads.split()) + len(writes.split())
+    return f"{','.join(reads.split())} → {','.join(writes.split())} = {n}×4"
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One comparison: a rule, a size, XLA on or off."""
+
+    rule: str
+    size: int
+    xla: bool
+    bytes_per_param: int
+    custom_ms: float  # median ms per step
+    keras_ms: float
+    ratio: float  # median of per-repeat custom/keras ratios
+    ratio_q1: float
+    ratio_q3: float
+    ratio_min: float
+    ratio_max: float
+    best_ratio: float  # fastest custom step / fastest built-in step
+    copy_gbps: float  # np.copyto bandwidth, read + write bytes per second / 1e9
+    custom_gbps: float  # rule's minimal traffic / custom step time / 1e9
+    keras_gbps: float
+
+    @property
+    def custom_copy_fraction(self) -> float:
+        return self.custom_gbps / self.copy_gbps
+
+    @property
+    def keras_copy_fraction(self) -> float:
+        return self.keras_gbps / self.copy_gbps
+
+
+def machine_info() -> dict:
+    """CPU model, cores, library versions and date, for the table's header."""
+    import keras
+    import tensorflow as tf
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "usable_cores": usable,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+        "load": _load_average(),
+    }
+
+
+def _load_average() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def _optimizer_pair(rule: str):
+    """(custom optimizer, Keras built-in) for ``rule`` with the same lecture hyperparameters."""
+    import keras
+
+    import custom_optimizers
+    from experiments.optim import keras_arguments
+
+    classes = {
+        "sgd": custom_optimizers.SGD,
+        "momentum": custom_optimizers.Momentum,
+        "nesterov": custom_optimizers.Nesterov,
+        "adagrad": custom_optimizers.AdaGrad,
+        "rmsprop": custom_optimizers.RMSProp,
+        "adam": custom_optimizers.Adam,
+    }
+    hp = LECTURE_HYPERPARAMETERS[rule]
+    class_name, kwargs = keras_arguments(rule, hp)
+    return classes[rule](**hp), getattr(keras.optimizers, class_name)(**kwargs)
+
+
+def _split(size: int, parts: int) -> list[int]:
+    parts = max(1, min(parts, size))
+    base, extra = divmod(size, parts)
+    return [base + (i < extra) for i in range(parts)]
+
+
+def _make_problem(size: int, seed: int):
+    """Float32 parameters of ``size`` elements over N_TENSORS variables, and their gradients."""
+    import keras
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    shapes = _split(size, N_TENSORS)
+    variables = [
+        keras.Variable(rng.standard_normal(n, dtype=np.float32), name=f"w{i}")
+        for i, n in enumerate(shapes)
+    ]
+    grads = [tf.constant(rng.standard_normal(n, dtype=np.float32)) for n in shapes]
+    return variables, grads
+
+
+def _make_step(optimizer, variables, grads, xla: bool) -> Callable[[], None]:
+    """A no-argument callable running ``optimizer.apply_gradients`` once, compiled."""
+    import tensorflow as tf
+
+    optimizer.build(variables)
+
+    @tf.function(jit_compile=xla, autograph=False)
+    def step(grads):
+        optimizer.apply_gradients(zip(grads, variables))
+
+    return lambda: step(grads)
+
+
+def _time(fn: Callable[[], None], n: int) -> float:
+    """Seconds per call of ``fn`` over ``n`` back-to-back calls."""
+    start = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return (time.perf_counter() - start) / n
+
+
+def _calls_per_sample(fn: Callable[[], None], min_seconds: float) -> int:
+    """Calls so that one timing of ``fn`` lasts about ``min_seconds``."""
+    once = min(_time(fn, 1) for _ in range(3))
+    return max(1, min(10_000, math.ceil(min_seconds / max(once, 1e-7))))
+
+
+def _quantile(values: Sequence[float], q: float) -> float:
+    return float(np.quantile(np.asarray(values, dtype=np.float64), q))
+
+
+def compare(rule: str, size: int, xla: bool, repeats: int,
+            min_sample_seconds: float = MIN_SAMPLE_SECONDS, rounds: int = ROUNDS) -> Row:
+    """Custom vs built-in (and a NumPy copy of the same traffic), interleaved.
+
+    The repeats are spread over ``rounds`` fresh pairs of optimizers, so that where their
+    state happens to sit in memory averages out too.
+    """
+    # Both update the same parameters with the same gradients; only their own state lives
+    # in separate buffers. (On this VM the same code runs up to ~10% apart on different
+    # buffers of the same size, which would swamp the differences being measured.)
+    variables, grads = _make_problem(size, seed=0)
+    traffic = bytes_per_parameter(rule) * size
+    src = np.ones(traffic // FLOAT32_BYTES, dtype=np.float32)
+    dst = np.empty_like(src)
+
+    def run_copy():
+        np.copyto(dst, src)
+
+    repeats = max(1, repeats)
+    rounds = max(1, min(rounds, repeats))
+    samples = {"copy": [], "custom": [], "keras": []}
+    calls = {}
+    i = 0
+    for round_ in range(rounds):
+        custom, builtin = _optimizer_pair(rule)
+        fns = {
+            "copy": run_copy,
+            "custom": _make_step(custom, variables, grads, xla),
+            "keras": _make_step(builtin, variables, grads, xla),
+        }
+        for fn in fns.values():  # trace, compile, build, fault in pages
+            for _ in range(WARMUP_STEPS):
+                fn()
+        if not calls:
+            calls = {name: _calls_per_sample(fn, min_sample_seconds) for name, fn in fns.items()}
+        # copy, custom, built-in, copy, built-in, custom, ...: the optimizers take turns at
+        # running right after the copy has flushed the caches and right after each other.
+        for _ in range(repeats // rounds + (round_ < repeats % rounds)):
+            for name in ("copy", "custom", "keras") if i % 2 == 0 else ("copy", "keras", "custom"):
+                samples[name].append(_time(fns[name], calls[name]))
+            i += 1
+
+    ratios = [c / k for c, k in zip(samples["custom"], samples["keras"])]
+    custom_s = float(np.median(samples["custom"]))
+    keras_s = float(np.median(samples["keras"]))
+    copy_s = float(np.median(samples["copy"]))
+    return Row(
+        rule=rule,
+        size=size,
+        xla=xla,
+        bytes_per_param=bytes_per_parameter(rule),
+        custom_ms=custom_s * 1e3,
+        keras_ms=keras_s * 1e3,
+        ratio=_quantile(ratios, 0.5),
+        ratio_q1=_quantile(ratios, 0.25),
+        ratio_q3=_quantile(ratios, 0.75),
+        ratio_min=min(ratios),
+        ratio_max=max(ratios),
+        best_ratio=min(samples["custom"]) / min(samples["keras"]),
+        copy_gbps=2 * traffic / copy_s / 1e9,
+        custom_gbps=traffic / custom_s / 1e9,
+        keras_gbps=traffic / keras_s / 1e9,
+    )
+
+
+def benchmark_rows(
+    sizes: Sequence[int] = DEFAULT_SIZES,
+    repeats: int = DEFAULT_REPEATS,
+    rules: Sequence[str] = RULES,
+    xla_modes: Sequence[bool] = (False, True),
+    progress: Callable[[Row], None] | None = None,
+    min_sample_seconds: float = MIN_SAMPLE_SECONDS,
+    rounds: int = ROUNDS,
+) -> list[Row]:
+    """Every comparison, largest size first: one ``Row`` per (size, rule, XLA).
+
+    ``min_sample_seconds`` is how long one timing (several back-to-back steps) lasts at
+    least; a test passes something tiny to finish fast.
+    """
+    import keras
+
+    rows = []
+    for size in sorted(sizes, reverse=True):
+        for rule in rules:
+            for xla in xla_modes:
+                row = compare(rule, size, xla, repeats, min_sample_seconds, rounds)
+                rows.append(row)
+                if progress is not None:
+                    progress(row)
+                keras.backend.clear_session()
+    return rows
+
+
+def _size_label(size: int) -> str:
+    if size >= 1_000_000 and size % 1_000_000 == 0:
+        return f"{size // 1_000_000}M"
+    if size >= 1_000 and size % 1_000 == 0:
+        return f"{size // 1_000}k"
+    return str(size)
+
+
+def format_table(rows: Sequence[Row], info: dict | None = None, repeats: int | None = None,
+                 rounds: int | None = None) -> str:
+    """The rows as a Markdown table, with the machine and versions above it."""
+    lines = []
+    if info is not None:
+        lines += [
+            f"# Optimizer step: custom vs Keras built-in ({info['date']})",
+            "",
+            f"- CPU: {info['cpu']}, {info['cores']} cores ({info['usable_cores']} usable); "
+            f"load average before the run {info['load']}, after {_load_average()}",
+            f"- TensorFlow {info['tensorflow']}, Keras {info['keras']}, "
+            f"NumPy {info['numpy']}, Python {info['python']}",
+            f"- float32 parameters split over {N_TENSORS} tensors, shared by both optimizers; "
+            "`apply_gradients` in `tf.function`; custom, built-in and copy interleaved"
+            + (f", {repeats} repeats" if repeats else "")
+            + (f" over {rounds} fresh optimizer pairs" if rounds else "")
+            + "; ms = median per step; ratio = median of per-repeat custom/built-in "
+            "ratios [IQR] (min–max); best = fastest custom step / fastest built-in step",
+            "- bandwidth = minimal bytes read + written per step / step time; "
+            "copy = `np.copyto` of an array of that many bytes, counted as read + write",
+            "",
+        ]
+    lines += [
+        "| params | rule | XLA | bytes/param (read → written) | custom ms | built-in ms "
+        "| custom/built-in [IQR] (min–max) | best | custom GB/s | built-in GB/s | copy GB/s "
+        "| custom % copy | built-in % copy |",
+        "|---|---|---|---|--:|--:|---|--:|--:|--:|--:|--:|--:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {_size_label(r.size)} | {r.rule} | {'yes' if r.xla else 'no'} "
+            f"| {traffic_label(r.rule)} = {r.bytes_per_param} "
+            f"| {r.custom_ms:.3f} | {r.keras_ms:.3f} "
+            f"| {r.ratio:.3f} [{r.ratio_q1:.3f}–{r.ratio_q3:.3f}] "
+            f"({r.ratio_min:.3f}–{r.ratio_max:.3f}) | {r.best_ratio:.3f} "
+            f"| {r.custom_gbps:.2f} | {r.keras_gbps:.2f} | {r.copy_gbps:.2f} "
+            f"| {100 * r.custom_copy_fraction:.0f}% | {100 * r.keras_copy_fraction:.0f}% |"
+        )
+    return "\n".join(lines)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.optimizer_step",
+        description="Time custom optimizers against their Keras built-ins (Markdown table).",
+    )
+    parser.add_argument("--sizes", type=int, nargs="+", default=None,
+                        help="total parameters per model (default: "
+                        f"{' '.join(map(str, DEFAULT_SIZES))})")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help=f"interleaved timings per optimizer (default {DEFAULT_REPEATS}, "
+                        f"--quick {QUICK_REPEATS})")
+    parser.add_argument("--rounds", type=int, default=ROUNDS,
+                        help="fresh optimizer pairs the repeats are spread over "
+                        f"(default {ROUNDS})")
+    parser.add_argument("--rules", nargs="+", choices=RULES, default=list(RULES),
+                        help="rules to compare (default: all six)")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"only {_size_label(DEFAULT_SIZES[0])} parameters and "
+                        f"{QUICK_REPEATS} repeats unless --sizes/--repeats say otherwise")
+    args = parser.parse_args(argv)
+    if args.sizes is None:
+        args.sizes = [DEFAULT_SIZES[0]] if args.quick else list(DEFAULT_SIZES)
+    if args.repeats is None:
+        args.repeats = QUICK_REPEATS if args.quick else DEFAULT_REPEATS
+    if any(s <= 0 for s in args.sizes) or args.repeats <= 0 or args.rounds <= 0:
+        parser.error("sizes, repeats and rounds must be positive")
+    return args
+
+
+def main(argv=None) -> str:
+    """Run the benchmark and print (and return) the Markdown table."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    args = parse_args(argv)
+    info = machine_info()
+
+    def progress(row):  # on stderr, so stdout holds just the table
+        print(f"{_size_label(row.size)} {row.rule} xla={row.xla}: {row.ratio:.3f}",
+              file=sys.stderr, flush=True)
+
+    rows = benchmark_rows(args.sizes, args.repeats, args.rules, progress=progress,
+                          rounds=args.rounds)
+    table = format_table(rows, info, args.repeats, min(args.rounds, args.repeats))
+    print(table, flush=True)
+    return table
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""The optimizer-step benchmark runs end to end on a tiny model and yields a full table.
+
+Only the shape of the output is checked, never timings: the machines are shared and noisy.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from benchmarks import optimizer_step
+
+TINY = 10_000
+
+
+@pytest.fixture(scope="module")
+def tiny_rows():
+    return optimizer_step.benchmark_rows(sizes=[TINY], repeats=2, min_sample_seconds=0.001,
+                                         rounds=1)
+
+
+def test_one_row_per_rule_and_xla_mode(tiny_rows):
+    assert len(tiny_rows) == 12
+    assert {(r.rule, r.xla) for r in tiny_rows} == {
+        (rule, xla) for rule in optimizer_step.RULES for xla in (False, True)
+    }
+    assert all(r.size == TINY for r in tiny_rows)
+
+
+def test_every_number_is_positive_and_finite(tiny_rows):
+    for row in tiny_rows:
+        numbers = {
+            "custom_ms": row.custom_ms,
+            "keras_ms": row.keras_ms,
+            "ratio": row.ratio,
+            "ratio_q1": row.ratio_q1,
+            "ratio_q3": row.ratio_q3,
+            "ratio_min": row.ratio_min,
+            "ratio_max": row.ratio_max,
+            "best_ratio": row.best_ratio,
+            "copy_gbps": row.copy_gbps,
+            "custom_gbps": row.custom_gbps,
+            "keras_gbps": row.keras_gbps,
+            "custom_copy_fraction": row.custom_copy_fraction,
+            "keras_copy_fraction": row.keras_copy_fraction,
+        }
+        for name, value in numbers.items():
+            assert math.isfinite(value) and value > 0, (row.rule, row.xla, name, value)
+        assert row.ratio_min <= row.ratio_q1 <= row.ratio <= row.ratio_q3 <= row.ratio_max
+
+
+def test_table_has_a_line_per_row_and_the_machine_on_top(tiny_rows):
+    info = optimizer_step.machine_info()
+    table = optimizer_step.format_table(tiny_rows, info, repeats=2)
+    lines = table.splitlines()
+    assert lines[0].startswith("# ") and info["date"] in lines[0]
+    assert any(info["tensorflow"] in line and info["keras"] in line for line in lines)
+    assert any(line.startswith("- CPU: ") for line in lines)
+    body = [line for line in lines if line.startswith("| 10k |")]
+    assert len(body) == 12
+    assert all(line.count("|") == lines[lines.index(body[0]) - 2].count("|") for line in body)
+
+
+def test_traffic_per_parameter():
+    # Adam reads g, w, m, v and writes w, m, v; SGD reads g, w and writes w.
+    assert optimizer_step.bytes_per_parameter("adam") == 7 * 4
+    assert optimizer_step.bytes_per_parameter("sgd") == 3 * 4
+    for rule in ("momentum", "nesterov", "adagrad", "rmsprop"):
+        assert optimizer_step.bytes_per_parameter(rule) == 5 * 4
+
+
+def test_main_prints_the_table(capsys):
+    table = optimizer_step.main(["--sizes", "1000", "--repeats", "2", "--rounds", "2",
+                                 "--rules", "sgd"])
+    out = capsys.readouterr().out
+    assert table in out
+    assert sum(line.startswith("| 1k | sgd |") for line in out.splitlines()) == 2
+
+
+def test_quick_defaults():
+    args = optimizer_step.parse_args(["--quick"])
+    assert args.sizes == [optimizer_step.DEFAULT_SIZES[0]]
+    assert args.repeats == optimizer_step.QUICK_REPEATS
+    with pytest.raises(SystemExit):
+        optimizer_step.parse_args(["--repeats", "0"])
