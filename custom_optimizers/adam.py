@@ -21,8 +21,9 @@ class Adam(AdaptiveLectureOptimizer):
     * ε → ``learning_rate`` (default 0.001), ρ1 → ``beta_1`` (0.9), ρ2 → ``beta_2``
       (0.999), δ → ``epsilon`` (1e-7), added outside the root of the *corrected* r̂.
     * ``bias_correction=False`` uses v and r as they are (the lecture's first Adam
-      slide): with zero initial state the first steps are then shrunk by about
-      ``(1-ρ1)/sqrt(1-ρ2)``, which is what the correction removes.
+      slide): with zero initial state the first step is then scaled by
+      ``(1-ρ1)/sqrt(1-ρ2)`` — about 3.2 with the defaults, so *larger*, not smaller — and
+      the t-th by ``(1-ρ1^t)/sqrt(1-ρ2^t)``, which is what the correction removes.
     * Differs from ``keras.optimizers.Adam``, which folds the correction into the
       learning rate and adds its epsilon to the uncorrected ``sqrt(r)`` ("epsilon hat"):
       the two agree when both epsilons are 0. PyTorch places δ as the lecture does.
@@ -72,14 +73,19 @@ class Adam(AdaptiveLectureOptimizer):
         v = self.momentums[self._get_variable_index(variable)]
         r = self.velocities[self._get_variable_index(variable)]
         first, second = self._corrections(variable.dtype)
-        self.assign_add(v, ops.multiply(ops.subtract(gradient, v), 1.0 - self.beta_1))
-        self.assign_add(r, ops.multiply(ops.subtract(ops.square(gradient), r), 1.0 - self.beta_2))
+        # The slide's moving averages b*v + (1-b)*g, not Keras's v += (1-b)*(g - v), which
+        # loses a small new average to cancellation when b is small and |g| << |v|.
+        self.assign(v, ops.add(ops.multiply(v, self.beta_1),
+                               ops.multiply(gradient, 1.0 - self.beta_1)))
+        self.assign(r, ops.add(ops.multiply(r, self.beta_2),
+                               ops.multiply(ops.square(gradient), 1.0 - self.beta_2)))
         # ε/(δ + sqrt(r/c2)) * v/c1 with the scalar corrections folded out of the
         # per-weight work, numerator and denominator times sqrt(c2) = 1/second:
         # (ε*sqrt(c2)/c1) * v / (sqrt(r) + δ*sqrt(c2)), as many passes as Keras's Adam.
         self.assign_sub(
             variable,
-            ops.divide(
+            # divide_no_nan: 0/0 only where r = 0, hence v = 0: the step is 0 (δ = 0 allowed).
+            ops.divide_no_nan(
                 ops.multiply(v, lr * first / second),
                 ops.add(ops.sqrt(r), self.epsilon / second),
             ),
@@ -92,8 +98,8 @@ class Adam(AdaptiveLectureOptimizer):
         for r in self.velocities:
             # Report the state as it stands after the last step (t = iterations).
             t = ops.maximum(ops.cast(self.iterations, r.dtype), 1.0)
-            second = (ops.rsqrt(1.0 - ops.power(ops.convert_to_tensor(self.beta_2, dtype=r.dtype), t))
-                      if self.bias_correction else 1.0)
+            b2 = ops.convert_to_tensor(self.beta_2, dtype=r.dtype)
+            second = ops.rsqrt(1.0 - ops.power(b2, t)) if self.bias_correction else 1.0
             rates.append(ops.cast(lr, r.dtype) / (ops.sqrt(r) * second + self.epsilon))
         return rates
 

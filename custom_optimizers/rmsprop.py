@@ -50,9 +50,8 @@ class RMSProp(AdaptiveLectureOptimizer):
         # r = rho*r + (1-rho)*g², as on the slide (and as Keras's RMSprop computes it): the
         # shorter r += (1-rho)*(g² - r) loses r's small values to cancellation when rho is
         # small and g² << r.
-        self.assign(
-            r, ops.add(ops.multiply(r, self.rho), ops.multiply(ops.square(gradient), 1.0 - self.rho))
-        )
+        self.assign(r, ops.add(ops.multiply(r, self.rho),
+                               ops.multiply(ops.square(gradient), 1.0 - self.rho)))
         # divide_no_nan: 0/0 only where r = 0, i.e. every gradient so far was 0: step 0.
         self.assign_sub(
             variable,

@@ -1,0 +1,88 @@
+"""Properties of every lecture optimizer over generated hyperparameters and gradients."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import custom_optimizers as co
+
+unit = st.floats(0.0, 0.999)
+eps = st.sampled_from([0.0, 1e-12, 1e-7, 1e-3, 1.0])
+lr = st.floats(1e-6, 10.0)
+
+HYPER = {
+    "sgd": st.fixed_dictionaries({"learning_rate": lr}),
+    "momentum": st.fixed_dictionaries({"learning_rate": lr, "momentum": unit}),
+    "nesterov": st.fixed_dictionaries({"learning_rate": lr, "momentum": unit}),
+    "adagrad": st.fixed_dictionaries({"learning_rate": lr, "epsilon": eps}),
+    "rmsprop": st.fixed_dictionaries({"learning_rate": lr, "rho": unit, "epsilon": eps}),
+    "adam": st.fixed_dictionaries({"learning_rate": lr, "beta_1": unit, "beta_2": unit,
+                                   "epsilon": eps, "bias_correction": st.booleans()}),
+}
+CLASSES = {"sgd": co.SGD, "momentum": co.Momentum, "nesterov": co.Nesterov,
+           "adagrad": co.AdaGrad, "rmsprop": co.RMSProp, "adam": co.Adam}
+clipping = st.one_of(st.none(), st.tuples(st.floats(1e-3, 1e3), st.sampled_from(["norm", "sign"])))
+gradients = st.lists(st.lists(st.floats(-1e3, 1e3, width=32), min_size=3, max_size=3),
+                     min_size=1, max_size=6)
+SETTINGS = settings(max_examples=25, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+
+def _run(name, hp, clip, grads, start=(0.5, -1.0, 2.0)):
+    extra = {} if clip is None else {"clip_threshold": clip[0], "clip_mode": clip[1]}
+    opt = CLASSES[name](**hp, **extra)
+    w = tf.Variable(np.array(start, dtype=np.float32))
+    for g in grads:
+        opt.apply_gradients([(tf.constant(np.array(g, dtype=np.float32)), w)])
+    return w.numpy()
+
+
+@pytest.mark.parametrize("name", list(CLASSES))
+def test_finite_gradients_keep_weights_finite(name):
+    @SETTINGS
+    @given(hp=HYPER[name], clip=clipping, grads=gradients)
+    def check(hp, clip, grads):
+        assert np.all(np.isfinite(_run(name, hp, clip, grads)))
+
+    check()
+
+
+@pytest.mark.parametrize("name", ["adagrad", "rmsprop", "adam"])
+def test_zero_gradients_leave_adaptive_weights_unchanged(name):
+    """Fresh state and g = 0: the step is 0 (also with epsilon = 0, where 0/0 would be NaN)."""
+    @SETTINGS
+    @given(hp=HYPER[name], clip=clipping, steps=st.integers(1, 5))
+    def check(hp, clip, steps):
+        start = (0.5, -1.0, 2.0)
+        out = _run(name, hp, clip, [[0.0, 0.0, 0.0]] * steps, start)
+        np.testing.assert_array_equal(out, np.array(start, dtype=np.float32))
+
+    check()
+
+
+@pytest.mark.parametrize("name", list(CLASSES))
+def test_matches_reference_on_generated_cases(name):
+    """The Keras optimizer equals the NumPy reference for generated hyperparameters."""
+    from custom_optimizers import reference
+
+    @SETTINGS
+    @given(hp=HYPER[name], grads=gradients)
+    def check(hp, grads):
+        hp = {**hp, "learning_rate": float(np.float32(hp["learning_rate"]))}
+        if "epsilon" in hp and hp["epsilon"] == 0.0:
+            hp["epsilon"] = 1e-7  # the reference divides 0/0 where the optimizer guards
+        ref = reference.BY_NAME[name](**hp)
+        params = [np.array([0.5, -1.0, 2.0], dtype=np.float64)]
+        for g in grads:
+            params = ref.step(params, [np.array(g, dtype=np.float64)])
+        opt = CLASSES[name](**hp)
+        w = tf.Variable(np.array([0.5, -1.0, 2.0], dtype=np.float64))
+        for g in grads:
+            opt.apply_gradients([(tf.constant(np.array(g, dtype=np.float64)), w)])
+        np.testing.assert_allclose(w.numpy(), params[0], rtol=1e-5, atol=1e-5 * hp["learning_rate"] * len(grads) + 1e-9)
+
+    check()
