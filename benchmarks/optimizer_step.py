@@ -154,20 +154,11 @@ def _optimizer_pair(rule: str):
     """(custom optimizer, Keras built-in) for ``rule`` with the same lecture hyperparameters."""
     import keras
 
-    import custom_optimizers
-    from experiments.optim import keras_arguments
+    from experiments.optim import keras_arguments, lecture_class
 
-    classes = {
-        "sgd": custom_optimizers.SGD,
-        "momentum": custom_optimizers.Momentum,
-        "nesterov": custom_optimizers.Nesterov,
-        "adagrad": custom_optimizers.AdaGrad,
-        "rmsprop": custom_optimizers.RMSProp,
-        "adam": custom_optimizers.Adam,
-    }
     hp = LECTURE_HYPERPARAMETERS[rule]
     class_name, kwargs = keras_arguments(rule, hp)
-    return classes[rule](**hp), getattr(keras.optimizers, class_name)(**kwargs)
+    return lecture_class(rule)(**hp), getattr(keras.optimizers, class_name)(**kwargs)
 
 
 def _split(size: int, parts: int) -> list[int]:

@@ -28,7 +28,8 @@ from typing import Any, Mapping
 BASE_KWARGS = ("weight_decay", "global_clipnorm", "use_ema", "gradient_accumulation_steps")
 
 
-def _lecture_class(name):
+def lecture_class(name):
+    """The ``custom_optimizers`` class of lecture rule ``name`` (``"adam"`` -> ``Adam``)."""
     import custom_optimizers
 
     return {
@@ -86,7 +87,7 @@ def build_optimizer(cfg: Mapping[str, Any]):
     base = {k: v for k, v in base.items() if v not in (None, False)}
     name = cfg["name"]
     if cfg["implementation"] == "custom":
-        return _lecture_class(name)(**hp, **base)
+        return lecture_class(name)(**hp, **base)
     refusal = keras_refusal(name, hp)
     if refusal:
         raise ValueError(refusal)
