@@ -328,6 +328,10 @@ def run(cfg: DictConfig, *, overrides: list[str] | None = None,
         status = "FINISHED"
         return final
     finally:
+        if logger is None and status == "FINISHED":
+            print(f"Finished (not tracked): validation loss {final['val_loss']:.4f}, "
+                  f"test accuracy {final['test_accuracy']:.4f} after {final['steps']} steps.",
+                  file=out)
         if logger:
             logger.end(status)
             if status == "FINISHED":
