@@ -72,12 +72,10 @@ Keras on every cold build; an extracted ``cifar-10-batches-py`` folder is read d
 """
 
 import contextlib
-import dataclasses
 import hashlib
 import json
 import logging
 import math
-import numbers
 import os
 import random
 import tempfile
@@ -87,6 +85,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
+
+from experiments.checks import is_int, is_real, reject_unknown
 
 log = logging.getLogger(__name__)
 
@@ -495,23 +495,9 @@ def check_params(name: str, **params: Any) -> DatasetParams:
     the valid ones) or a value out of range. Returns the filled-in :class:`DatasetParams`.
     """
     get_spec(name)
-    valid = [f.name for f in dataclasses.fields(DatasetParams)]
-    unknown = sorted(set(params) - set(valid))
-    if unknown:
-        raise ValueError(
-            f"unknown parameter(s) {', '.join(map(repr, unknown))} for dataset {name!r}; "
-            f"valid parameters: {', '.join(valid)}"
-        )
+    reject_unknown(params, DatasetParams, f"dataset {name!r}")
     validate_dataset_args(name, **params)
     return DatasetParams(**params)
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-
-
-def _is_real(v: Any) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
 
 def validate_dataset_args(
@@ -526,10 +512,10 @@ def validate_dataset_args(
 ) -> DatasetSpec:
     """Check :func:`load_dataset`'s arguments without loading anything; return the spec."""
     spec = get_spec(name)
-    if not _is_int(seed) or seed < 0:
+    if not is_int(seed) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     for key, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-        if not _is_real(value) or not math.isfinite(value) or not 0.0 < value < 1.0:
+        if not is_real(value) or not math.isfinite(value) or not 0.0 < value < 1.0:
             raise ValueError(
                 f"{key} must be a number strictly between 0 and 1 (every split must be "
                 f"non-empty), got {value!r}"
@@ -543,7 +529,7 @@ def validate_dataset_args(
         raise ValueError(f"standardize must be true or false, got {standardize!r}")
     if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
         raise ValueError(f"cache_dir must be a path or None, got {cache_dir!r}")
-    if limit is not None and (not _is_int(limit) or limit < 1):
+    if limit is not None and (not is_int(limit) or limit < 1):
         raise ValueError(f"limit must be a positive integer or None, got {limit!r}")
     return spec
 

@@ -57,12 +57,12 @@ can validate without importing TensorFlow; this module imports Keras only inside
 :func:`build_model`.
 """
 
-import dataclasses
 import math
-import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from experiments.checks import is_int, reject_unknown
 
 __all__ = [
     "ACTIVATIONS",
@@ -173,10 +173,6 @@ _FAMILY = {
 }
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-
-
 def _check_choice(name: str, key: str, value: Any, choices: Sequence[str]) -> None:
     if not isinstance(value, str) or value not in choices:
         raise ValueError(
@@ -185,7 +181,7 @@ def _check_choice(name: str, key: str, value: Any, choices: Sequence[str]) -> No
 
 
 def _check_int(name: str, key: str, value: Any, minimum: int) -> None:
-    if not _is_int(value) or value < minimum:
+    if not is_int(value) or value < minimum:
         raise ValueError(
             f"{key}={value!r} is not valid for model {name!r}: expected an integer >= {minimum}"
         )
@@ -204,7 +200,7 @@ def _int_tuple(value: Any, what: str) -> tuple[int, ...]:
             items = tuple(value)
         except TypeError:
             pass
-    if not items or not all(_is_int(v) and v >= 1 for v in items):
+    if not items or not all(is_int(v) and v >= 1 for v in items):
         raise ValueError(f"{what} must be a non-empty list of integers >= 1, got {value!r}")
     return tuple(int(v) for v in items)
 
@@ -219,13 +215,7 @@ def resolve_params(name: str, params: Mapping[str, Any] | None = None):
         raise ValueError(f"unknown model {name!r}; valid names: {', '.join(MODEL_NAMES)}")
     cls = MODEL_PARAMS[name]
     params = dict(params or {})
-    valid = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(params) - set(valid))
-    if unknown:
-        raise ValueError(
-            f"unknown parameter(s) {', '.join(map(repr, unknown))} for model {name!r}; "
-            f"valid parameters: {', '.join(valid)}"
-        )
+    reject_unknown(params, cls, f"model {name!r}")
     if "kernel_sizes" in params:
         params["kernel_sizes"] = _int_tuple(
             params["kernel_sizes"], f"kernel_sizes for model {name!r}"
@@ -390,7 +380,7 @@ def build_model(name: str, input_shape: Sequence[int], num_classes: int, **param
     """
     p = resolve_params(name, params)
     shape = _check_shape(name, p, input_shape)
-    if not _is_int(num_classes) or num_classes < 2:
+    if not is_int(num_classes) or num_classes < 2:
         raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
     import keras
 

@@ -7,7 +7,6 @@ compose API.
 
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
 import time
