@@ -389,7 +389,10 @@ def test_config_round_trip(optimizer_case, extra):
     optimizer = optimizer_case.make(**extra)
     config = optimizer.get_config()
     for key, value in {**optimizer_case.kwargs, **extra}.items():
-        assert config[key] == pytest.approx(value, rel=1e-7), key
+        if isinstance(value, str):  # pytest.approx refuses non-numbers (pytest >= 9.1)
+            assert config[key] == value, key
+        else:
+            assert config[key] == pytest.approx(value, rel=1e-7), key
     restored = optimizer_case.cls.from_config(config)
     assert type(restored) is optimizer_case.cls
     assert restored.get_config() == config
