@@ -126,6 +126,7 @@ class TrainerSchema:
     resume: Optional[str] = None  # true: newest interrupted run of this config; or a run id
     strategy: str = "default"  # default, mirrored (local devices), multi_worker (TF_CONFIG)
     logical_cpus: Optional[int] = None  # split the CPU into n logical devices (to try mirrored)
+    progress: bool = True  # epoch k/N, losses, ETA on stderr (also off: OPTLAB_PROGRESS=0)
 
 
 # --------------------------------------------------------------------------- tracking

@@ -262,6 +262,7 @@ def run(cfg: DictConfig, *, overrides: list[str] | None = None,
         trainer = Trainer(model, optimizer, splits.x_train, splits.y_train,
                           jit_compile=t.jit_compile, strategy=strategy)
 
+    name = tr.run_name or f"{run_label(cfg)}-{cfg.dataset.name}-{cfg.model.name}-s{t.seed}"
     logger = None
     logged_step = logged_epoch_step = 0
     if tracked:
@@ -271,8 +272,6 @@ def run(cfg: DictConfig, *, overrides: list[str] | None = None,
             logged_epoch_step = ckpt.last_logged_step(logger.client, resume_id, "val_loss")
             logger.set_tags({"resumed_from_step": progress.step})
         else:
-            name = tr.run_name or (f"{run_label(cfg)}-{cfg.dataset.name}-{cfg.model.name}"
-                                   f"-s{t.seed}")
             logger = tracking.RunLogger.start(
                 uri, tr.experiment_name, name,
                 tags={**run_tags(cfg, sweep), "config_hash": fingerprint})
@@ -284,11 +283,12 @@ def run(cfg: DictConfig, *, overrides: list[str] | None = None,
 
     hooks = (TrackedHooks(logger, model, folder, t.checkpoint_every_s,
                           logged_step, logged_epoch_step).as_fit_kwargs() if logger else {})
+    display = _epoch_display(cfg, name, len(splits.x_train), progress, hooks)
     status = "FAILED"
     stop = StopOnSignal()
     try:
         try:
-            with stop:
+            with stop, display:
                 history = fit(trainer, splits, epochs=t.epochs, batch_size=t.batch_size,
                               seed=t.seed, steps_per_execution=t.steps_per_execution,
                               max_steps=t.max_steps, log_every_n_steps=tr.log_every_n_steps,
@@ -338,6 +338,31 @@ def run(cfg: DictConfig, *, overrides: list[str] | None = None,
                       f"{final['test_accuracy']:.4f}, logged to {tracking.redact(uri)} "
                       f"(experiment '{tr.experiment_name}').\n"
                       f"See it with: {tracking.ui_command(uri)}", file=out)
+
+
+def _epoch_display(cfg, label: str, n_train: int, progress, hooks: dict):
+    """The progress display of the epochs (``experiments.progress``), fed by ``fit``'s
+    ``on_epoch`` hook, which it wraps in ``hooks``."""
+    import math
+
+    from experiments.progress import Progress as Display
+
+    t = cfg.trainer
+    total = t.epochs
+    if t.max_steps is not None:
+        total = min(total, math.ceil(t.max_steps / math.ceil(n_train / t.batch_size)))
+    display = Display(total, label, enabled=t.progress, unit="epoch",
+                      initial=min(progress.epoch, total) if progress else 0)
+    tracked = hooks.get("on_epoch")
+
+    def on_epoch(epoch, step, metrics):
+        if tracked:
+            tracked(epoch, step, metrics)
+        display.update(epoch_loss=metrics["epoch_loss"], val_loss=metrics["val_loss"],
+                       val_accuracy=metrics["val_accuracy"])
+
+    hooks["on_epoch"] = on_epoch
+    return display
 
 
 def _log_artifacts(logger, cfg, model, history, overrides, *, resumed: bool) -> None:

@@ -26,9 +26,11 @@ class ResumeError(ValueError):
 
 
 def config_hash(config: Mapping[str, Any]) -> str:
-    """A fingerprint of what determines the numbers: everything but tracking and resume."""
+    """A fingerprint of what determines the numbers: everything but tracking, resume and
+    the progress display."""
     config = {k: v for k, v in config.items() if k != "tracking"}
-    config["trainer"] = {k: v for k, v in config["trainer"].items() if k != "resume"}
+    config["trainer"] = {k: v for k, v in config["trainer"].items()
+                         if k not in ("resume", "progress")}
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -163,10 +163,15 @@ def test_tracked_run_is_complete(store):
     assert model.optimizer.__class__.__name__ == "Adam"
 
 
-def test_log_every_n_steps_thins_step_metrics(store):
+def test_log_every_n_steps_thins_step_metrics(store, capsys):
     _, result = _train(store, "trainer.max_steps=9", "tracking.log_every_n_steps=3")
     steps = [m.step for m in client(store).get_metric_history(result["run_id"], "loss")]
     assert steps == [3, 6, 9]
+    # Progress on stderr: 9 steps of the 79 of an epoch, so 1 epoch in all, with its losses.
+    val_loss = client(store).get_run(result["run_id"]).data.metrics["val_loss"]
+    progress = capsys.readouterr().err.splitlines()
+    assert any(line.startswith("adam-digits-mlp-s0 1/1 epoch epoch_loss=")
+               and f"val_loss={val_loss:.4g} " in line for line in progress), progress
 
 
 def test_sgd_has_no_effective_learning_rate(store):
