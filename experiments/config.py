@@ -3,45 +3,29 @@
 Every YAML option in a group extends the schema of that option (``defaults:
 [/schema/<group>/<option>@_here_, _self_]``), so a wrong type or an unknown key is refused
 by Hydra while composing, and ``validate`` refuses out-of-range values — all before
-TensorFlow is imported. Hyperparameter ranges come from ``custom_optimizers._checks``,
-the same table the optimizers check their arguments with.
+TensorFlow is imported. The optimizer schemas and their ranges come from the rule
+registry (``custom_optimizers.rules``, loaded by ``experiments.registry``), the same
+descriptions the optimizers check their arguments with.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-import sys
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from experiments import registry
+
 IMPLEMENTATIONS = ("custom", "keras")
 STRATEGIES = ("default", "mirrored", "multi_worker")
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
+OPTIMIZERS = registry.rule_names()
 
 
 class ConfigError(ValueError):
     """A config that composes but cannot run; its message is one line for the user."""
-
-
-def _hyperparameter_checks():
-    """``custom_optimizers._checks``, loaded without running the package's ``__init__``.
-
-    The package ``__init__`` imports TensorFlow (it registers the optimizers with Keras);
-    the checks themselves need nothing but Python, and a refused config must answer fast.
-    """
-    name = "custom_optimizers._checks"
-    if name not in sys.modules:
-        package = importlib.util.find_spec("custom_optimizers")
-        location = package.submodule_search_locations[0]
-        spec = importlib.util.spec_from_file_location(name, f"{location}/_checks.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        sys.modules[name] = module
-    return sys.modules[name]
 
 
 # --------------------------------------------------------------------------- optimizer
@@ -60,54 +44,16 @@ class OptimizerSchema:
     gradient_accumulation_steps: Optional[int] = None
 
 
-@dataclass
-class SGDSchema(OptimizerSchema):
-    name: str = "sgd"
+def _optimizer_schema(rule):
+    """``OptimizerSchema`` plus the rule's name, default η and own hyperparameters."""
+    fields = [("name", str, field(default=rule.name)),
+              ("learning_rate", float, field(default=rule.learning_rate))]
+    fields += [(hp.name, type(hp.default), field(default=hp.default))
+               for hp in rule.hyperparameters]
+    return dataclasses.make_dataclass(f"{rule.name}_optimizer", fields, bases=(OptimizerSchema,))
 
 
-@dataclass
-class MomentumSchema(OptimizerSchema):
-    name: str = "momentum"
-    momentum: float = 0.9  # α
-
-
-@dataclass
-class NesterovSchema(MomentumSchema):
-    name: str = "nesterov"
-
-
-@dataclass
-class AdaGradSchema(OptimizerSchema):
-    name: str = "adagrad"
-    epsilon: float = 1e-7  # δ, outside the root
-
-
-@dataclass
-class RMSPropSchema(OptimizerSchema):
-    name: str = "rmsprop"
-    learning_rate: float = 0.001
-    rho: float = 0.9  # ρ
-    epsilon: float = 1e-7  # δ
-
-
-@dataclass
-class AdamSchema(OptimizerSchema):
-    name: str = "adam"
-    learning_rate: float = 0.001
-    beta_1: float = 0.9  # ρ1
-    beta_2: float = 0.999  # ρ2
-    epsilon: float = 1e-7  # δ
-    bias_correction: bool = True
-
-
-OPTIMIZER_SCHEMAS = {
-    "sgd": SGDSchema,
-    "momentum": MomentumSchema,
-    "nesterov": NesterovSchema,
-    "adagrad": AdaGradSchema,
-    "rmsprop": RMSPropSchema,
-    "adam": AdamSchema,
-}
+OPTIMIZER_SCHEMAS = {rule.name: _optimizer_schema(rule) for rule in registry.rules()}
 
 
 # --------------------------------------------------------------------------- trainer
@@ -182,26 +128,26 @@ def _at_least(label, value, minimum):
 
 def validate_optimizer(opt: DictConfig) -> None:
     """Refuse an ``optimizer`` config that would fail later, with one line naming the value."""
-    checks = _hyperparameter_checks()
     if opt.name not in OPTIMIZERS:
         raise ConfigError(f"optimizer.name={opt.name!r} is not valid: choose one of "
                           f"{', '.join(OPTIMIZERS)}")
+    rule = registry.rule(opt.name)
     if opt.implementation not in IMPLEMENTATIONS:
         raise ConfigError(f"optimizer.implementation={opt.implementation!r} is not valid: "
                           f"choose one of {', '.join(IMPLEMENTATIONS)}")
+    own = {"learning_rate", "clip_threshold", "clip_mode"}
+    own |= {hp.name for hp in rule.hyperparameters}
     for key, value in opt.items():
-        if key in checks.RANGES or key == "clip_mode":
+        if key in own:
             try:
-                checks.check_hyperparameter(key, value, label=f"optimizer.{key}")
+                rule.check(key, value, label=f"optimizer.{key}")
             except ValueError as err:
                 raise ConfigError(str(err)) from None
     for key in ("weight_decay", "global_clipnorm"):
         _at_least(f"optimizer.{key}", opt.get(key), 0)
     _at_least("optimizer.gradient_accumulation_steps", opt.get("gradient_accumulation_steps"), 2)
     if opt.implementation == "keras":
-        from experiments.optim import keras_refusal
-
-        refusal = keras_refusal(opt.name, opt)
+        refusal = rule.keras_refusal(opt)
         if refusal:
             raise ConfigError(refusal)
 

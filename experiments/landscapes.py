@@ -42,8 +42,9 @@ import numpy as np
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from experiments import registry
 from experiments.config import (OPTIMIZERS, ConfigError, TrackingSchema, _at_least,
-                                _hyperparameter_checks, validate_optimizer)
+                                validate_optimizer)
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 TAU = 2.0 * math.pi
@@ -255,14 +256,13 @@ def validate(cfg: DictConfig) -> dict[str, dict]:
                           "with x_min < x_max and y_min < y_max")
     for key in ("tolerance", "escape_radius", "greedy_step"):
         _positive(f"landscape.{key}", ls[key])
-    checks = _hyperparameter_checks()
     for rule, rate in ls.learning_rates.items():
         if rule not in OPTIMIZERS:
             raise ConfigError(f"landscape.learning_rates.{rule} is not an optimizer rule: "
                               f"choose from {', '.join(OPTIMIZERS)}")
         try:
-            checks.check_hyperparameter("learning_rate", rate,
-                                        label=f"landscape.learning_rates.{rule}")
+            registry.rule(rule).check("learning_rate", rate,
+                                      label=f"landscape.learning_rates.{rule}")
         except ValueError as err:
             raise ConfigError(str(err)) from None
     if ls.name == "ill_conditioned":

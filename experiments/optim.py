@@ -2,80 +2,39 @@
 
 A config holds the lecture's hyperparameters once (η, α, ρ, δ, ...). ``implementation:
 custom`` builds the matching ``custom_optimizers`` class with them; ``implementation:
-keras`` translates them into Keras's conventions (``shared/docs/formulas.md``), so a
-pair's curves should agree and any gap is a finding, not a units mistake:
-
-=========  ===============================================================================
-momentum   Momentum(η, α)   == keras SGD(learning_rate=η(1-α), momentum=α)          exact
-nesterov   Nesterov(η, α)   == keras SGD(η(1-α), α, nesterov=True)                   exact
-adagrad    AdaGrad(η, δ)    ~  keras Adagrad(η, initial_accumulator_value=0, epsilon=δ²)
-rmsprop    RMSProp(η, ρ, δ) ~  keras RMSprop(η, rho=ρ, epsilon=δ²)
-adam       Adam(η, ρ1, ρ2, δ) ~ keras Adam(η, ρ1, ρ2, epsilon=δ)
-=========  ===============================================================================
-
-Keras adds epsilon inside the root for Adagrad/RMSprop, so δ² there makes both forms agree
-where ``r = 0`` and where ``sqrt(r) >> δ``; Keras's Adam epsilon ("epsilon hat") is added
-to the uncorrected ``sqrt(r)``, which equals the lecture's δ only as δ → 0. The lecture's
-norm clipping maps to Keras's per-tensor ``clipnorm``; sign clipping and Adam without bias
-correction have no Keras counterpart and are refused for ``implementation: keras``.
+keras`` translates them into Keras's conventions, so a pair's curves should agree and any
+gap is a finding, not a units mistake. Each rule describes its own translation (and
+where it is not exact) in ``custom_optimizers/rules/<name>.py`` (``Rule.keras``; see
+``docs/formulas.md``); for example Momentum(η, α) == keras SGD(learning_rate=η(1-α),
+momentum=α) exactly, and Adam(η, ρ1, ρ2, δ) ~ keras Adam(η, ρ1, ρ2, epsilon=δ). The
+lecture's norm clipping maps to Keras's per-tensor ``clipnorm``; sign clipping, and
+settings a rule's twin lacks (Adam without bias correction), are refused for
+``implementation: keras``.
 """
 
 from __future__ import annotations
 
 from typing import Any, Mapping
 
+from experiments import registry
+
 # Keyword arguments of keras.optimizers.Optimizer that both implementations pass through.
 BASE_KWARGS = ("weight_decay", "global_clipnorm", "use_ema", "gradient_accumulation_steps")
 
 
 def lecture_class(name):
-    """The ``custom_optimizers`` class of lecture rule ``name`` (``"adam"`` -> ``Adam``)."""
-    import custom_optimizers
-
-    return {
-        "sgd": custom_optimizers.SGD,
-        "momentum": custom_optimizers.Momentum,
-        "nesterov": custom_optimizers.Nesterov,
-        "adagrad": custom_optimizers.AdaGrad,
-        "rmsprop": custom_optimizers.RMSProp,
-        "adam": custom_optimizers.Adam,
-    }[name]
+    """The ``custom_optimizers`` class of rule ``name`` (``"adam"`` -> ``Adam``)."""
+    return registry.rule(name).load_class()
 
 
 def keras_arguments(name: str, hp: Mapping[str, Any]) -> tuple[str, dict]:
     """The Keras built-in (class name, keyword arguments) that matches lecture ``hp``."""
-    lr = float(hp["learning_rate"])
-    kwargs: dict[str, Any] = {}
-    if hp.get("clip_threshold") is not None:
-        kwargs["clipnorm"] = float(hp["clip_threshold"])
-    if name == "sgd":
-        return "SGD", {"learning_rate": lr, **kwargs}
-    if name in ("momentum", "nesterov"):
-        a = float(hp["momentum"])
-        return "SGD", {"learning_rate": lr * (1.0 - a), "momentum": a,
-                       "nesterov": name == "nesterov", **kwargs}
-    if name == "adagrad":
-        return "Adagrad", {"learning_rate": lr, "initial_accumulator_value": 0.0,
-                           "epsilon": float(hp["epsilon"]) ** 2, **kwargs}
-    if name == "rmsprop":
-        return "RMSprop", {"learning_rate": lr, "rho": float(hp["rho"]),
-                           "epsilon": float(hp["epsilon"]) ** 2, **kwargs}
-    if name == "adam":
-        return "Adam", {"learning_rate": lr, "beta_1": float(hp["beta_1"]),
-                        "beta_2": float(hp["beta_2"]), "epsilon": float(hp["epsilon"]),
-                        **kwargs}
-    raise ValueError(f"no Keras counterpart for optimizer {name!r}")
+    return registry.rule(name).keras_arguments(hp)
 
 
 def keras_refusal(name: str, hp: Mapping[str, Any]) -> str | None:
     """Why ``hp`` cannot be expressed with the Keras built-in, or None if it can."""
-    if hp.get("clip_threshold") is not None and hp.get("clip_mode", "norm") == "sign":
-        return ("optimizer.clip_mode=sign has no Keras counterpart: use clip_mode=norm "
-                "(Keras clipnorm) or the custom optimizer")
-    if name == "adam" and not hp.get("bias_correction", True):
-        return ("optimizer.bias_correction=false has no Keras counterpart: use "
-                "optimizer=adam (the custom Adam)")
-    return None
+    return registry.rule(name).keras_refusal(hp)
 
 
 def build_optimizer(cfg: Mapping[str, Any]):

@@ -1,0 +1,59 @@
+"""The registry of optimizer rules: each rule described once, in its own module.
+
+``custom_optimizers/rules/<name>.py`` defines ``RULE = Rule(...)`` (and the rule's NumPy
+reference); every module here whose name does not start with ``_`` and that defines
+``RULE`` is a rule, ordered by ``Rule.order``. Everything that lists the rules — the
+Keras serialization of ``custom_optimizers``, ``custom_optimizers.reference``, the config
+schemas and checks, the Keras-twin translation, compare, landscapes, the Optuna presets,
+the parametrised tests — iterates over ``all_rules()``. Adding a rule is adding its files.
+
+Free of TensorFlow: ``experiments.registry`` loads this package without running
+``custom_optimizers/__init__.py``.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import pkgutil
+
+from custom_optimizers.rules._rule import (CLIP_MODES, CLIP_THRESHOLD, LEARNING_RATE,
+                                           Hyperparameter, KerasTwin, Rule, SearchDim,
+                                           check_number, interval)
+
+__all__ = ["Rule", "Hyperparameter", "KerasTwin", "SearchDim", "all_rules", "get", "names",
+           "CLIP_MODES", "CLIP_THRESHOLD", "LEARNING_RATE", "check_number", "interval"]
+
+
+@functools.cache
+def all_rules() -> tuple[Rule, ...]:
+    """Every rule of this package, in ``Rule.order``."""
+    found = []
+    for info in pkgutil.iter_modules(__path__):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        rule = getattr(module, "RULE", None)
+        if isinstance(rule, Rule):
+            if rule.name != info.name:
+                raise ValueError(f"{module.__name__} defines rule {rule.name!r}: a rule's "
+                                 f"module is named after it ({rule.name}.py)")
+            found.append(rule)
+    found.sort(key=lambda rule: rule.order)
+    orders = [rule.order for rule in found]
+    if len(set(orders)) != len(orders):
+        raise ValueError(f"two rules share an order: {orders}")
+    return tuple(found)
+
+
+def names() -> tuple[str, ...]:
+    """The rules' names, in order."""
+    return tuple(rule.name for rule in all_rules())
+
+
+def get(name: str) -> Rule:
+    """The rule called ``name``; a ValueError naming the valid names otherwise."""
+    for rule in all_rules():
+        if rule.name == name:
+            return rule
+    raise ValueError(f"optimizer rule {name!r} is not known: choose one of {', '.join(names())}")

@@ -1,0 +1,232 @@
+"""What describes one optimizer rule: ``Rule``, its ``Hyperparameter``\\ s, its Keras twin.
+
+Free of TensorFlow (and of everything but the standard library), so a config can be
+checked against the rules before TensorFlow loads. The ranges of the hyperparameters are
+written here, once: the optimizers check their arguments with them
+(``custom_optimizers._checks``) and ``experiments.config`` checks a config with them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import math
+import numbers
+from typing import Any, Callable, Mapping
+
+CLIP_MODES = ("norm", "sign")
+
+
+def interval(low, high, low_open=False, high_open=False) -> str:
+    """``[0, 1)``, ``(0, inf)``: the interval as a reader writes it; None is unbounded."""
+    lo = "(-inf" if low is None else ("(" if low_open else "[") + f"{low:g}"
+    hi = "inf)" if high is None else f"{high:g}" + (")" if high_open else "]")
+    return f"{lo}, {hi}"
+
+
+def check_number(name, value, *, low=None, high=None, low_open=False, high_open=False):
+    """Return ``value`` as a Python float, or raise a one-line ``ValueError``.
+
+    Integers and NumPy scalars are numbers here (Hydra hands ``learning_rate=1`` in as an
+    int); booleans, strings and non-finite values are not.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    value = float(value)
+    lo_ok = low is None or (value > low if low_open else value >= low)
+    hi_ok = high is None or (value < high if high_open else value <= high)
+    if not math.isfinite(value) or not (lo_ok and hi_ok):
+        raise ValueError(f"{name}={value!r} is out of range: valid values are in "
+                         f"{interval(low, high, low_open, high_open)}")
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class Hyperparameter:
+    """One hyperparameter: its Keras argument name, default and valid range.
+
+    A boolean default makes a switch (true or false, no range). ``doc`` names the
+    lecture's symbol and says what it does.
+    """
+
+    name: str
+    default: Any
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    doc: str = ""
+
+    @property
+    def range(self) -> tuple:
+        return (self.low, self.high, self.low_open, self.high_open)
+
+    def check(self, value, label: str | None = None):
+        """``value`` as this hyperparameter's type, or a one-line ``ValueError``."""
+        label = label or self.name
+        if isinstance(self.default, bool):
+            if not isinstance(value, bool):
+                raise ValueError(f"{label} must be true or false, got {value!r}")
+            return value
+        return check_number(label, value, low=self.low, high=self.high,
+                            low_open=self.low_open, high_open=self.high_open)
+
+
+def decay(name, default, doc) -> Hyperparameter:
+    """A moving-average decay (α, ρ, β): in [0, 1)."""
+    return Hyperparameter(name, default, 0.0, 1.0, False, True, doc)
+
+
+def epsilon(doc="δ, outside the square root", default=1e-7) -> Hyperparameter:
+    return Hyperparameter("epsilon", default, 0.0, None, False, False, doc)
+
+
+# The hyperparameters every rule has, whatever its own ones.
+LEARNING_RATE = Hyperparameter("learning_rate", 0.01, 0.0, None, False, False,
+                               "η (ε on the AdaGrad/RMSProp/Adam slides)")
+CLIP_THRESHOLD = Hyperparameter("clip_threshold", None, 0.0, None, True, False,
+                                "u: clip each gradient tensor whose norm exceeds u; None: never")
+
+
+def check_clip_mode(value, label="clip_mode"):
+    if value not in CLIP_MODES:
+        raise ValueError(f"{label}={value!r} is not valid: choose one of {', '.join(CLIP_MODES)}")
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchDim:
+    """One dimension of a rule's workload-agnostic search space.
+
+    ``scale``: ``"log"`` (the value log-uniform in [low, high]), ``"log1m"`` (1 - value
+    log-uniform in [low, high], for decays close to 1) or ``"linear"``.
+    """
+
+    scale: str
+    low: float
+    high: float
+
+    SCALES = ("log", "log1m", "linear")
+
+    def __post_init__(self):
+        if self.scale not in self.SCALES or not self.low < self.high:
+            raise ValueError(f"SearchDim({self.scale!r}, {self.low}, {self.high}): the scale is "
+                             f"one of {', '.join(self.SCALES)} and low < high")
+        if self.scale != "linear" and self.low <= 0:
+            raise ValueError(f"SearchDim({self.scale!r}, {self.low}, {self.high}): "
+                             "a log scale needs low > 0")
+
+    def value_range(self) -> tuple[float, float]:
+        """The (smallest, largest) hyperparameter value this dimension reaches."""
+        if self.scale == "log1m":
+            return 1.0 - self.high, 1.0 - self.low
+        return self.low, self.high
+
+
+@dataclasses.dataclass(frozen=True)
+class KerasTwin:
+    """The Keras built-in that implements a rule, and how the hyperparameters translate.
+
+    ``arguments(hp)`` maps the rule's hyperparameters (``learning_rate`` and the rule's own)
+    to the built-in's keyword arguments; ``refusal(hp)`` says why ``hp`` has no
+    counterpart, or None. ``exact``: identical math under the translation. ``note``: where
+    the two differ, in one or two sentences.
+    """
+
+    class_name: str
+    exact: bool
+    arguments: Callable[[Mapping[str, Any]], dict]
+    refusal: Callable[[Mapping[str, Any]], str | None] | None = None
+    note: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """One optimizer rule, described once; everything that lists the rules reads these.
+
+    ``name`` is the config name (``conf/optimizer/<name>.yaml``, and
+    ``keras_<name>.yaml`` when it has a Keras twin); ``class_path`` is
+    ``"module:Class"`` of its ``keras.optimizers.Optimizer``; ``reference`` its NumPy
+    reference class; ``learning_rate`` the default η; ``adaptive``: the class has
+    ``effective_learning_rates()``. ``test_arguments``: hyperparameters under which every
+    term of the rule matters (the parametrised tests use them).
+    """
+
+    name: str
+    title: str
+    order: int
+    class_path: str
+    reference: type
+    learning_rate: float
+    hyperparameters: tuple[Hyperparameter, ...]
+    adaptive: bool
+    search_space: Mapping[str, SearchDim]
+    colour: str
+    landscape_learning_rate: float
+    keras: KerasTwin | None = None
+    no_keras_reason: str = ""
+    test_arguments: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.keras is None and not self.no_keras_reason:
+            raise ValueError(f"rule {self.name!r}: without a Keras twin, say why "
+                             "(no_keras_reason)")
+        known = {"learning_rate"} | {hp.name for hp in self.hyperparameters}
+        unknown = (set(self.search_space) | set(self.test_arguments)) - known
+        if unknown:
+            raise ValueError(f"rule {self.name!r}: {', '.join(sorted(unknown))} "
+                             f"are not its hyperparameters ({', '.join(sorted(known))})")
+
+    # ------------------------------------------------------------------ lookups
+    def hyperparameter(self, name: str) -> Hyperparameter:
+        """The rule's own hyperparameter ``name``, or learning_rate/clip_threshold."""
+        if name == "learning_rate":
+            return dataclasses.replace(LEARNING_RATE, default=self.learning_rate)
+        if name == "clip_threshold":
+            return CLIP_THRESHOLD
+        for hp in self.hyperparameters:
+            if hp.name == name:
+                return hp
+        raise KeyError(name)
+
+    def defaults(self) -> dict:
+        """``{"learning_rate": η, <own hyperparameter>: default, ...}``."""
+        return {"learning_rate": self.learning_rate,
+                **{hp.name: hp.default for hp in self.hyperparameters}}
+
+    def check(self, name, value, label=None):
+        """Check one of the rule's hyperparameters (or ``clip_mode``); one-line ValueError."""
+        label = label or name
+        if name == "clip_mode":
+            return check_clip_mode(value, label)
+        if name == "clip_threshold" and value is None:
+            return None
+        return self.hyperparameter(name).check(value, label)
+
+    def load_class(self):
+        """The ``keras.optimizers.Optimizer`` subclass (imports TensorFlow)."""
+        module, _, attribute = self.class_path.partition(":")
+        return getattr(importlib.import_module(module), attribute)
+
+    # ------------------------------------------------------------------ Keras twin
+    def keras_refusal(self, hp: Mapping[str, Any]) -> str | None:
+        """Why ``hp`` cannot be expressed with the Keras twin, or None if it can."""
+        if self.keras is None:
+            return f"optimizer {self.name!r} has no Keras counterpart: {self.no_keras_reason}"
+        if hp.get("clip_threshold") is not None and hp.get("clip_mode", "norm") == "sign":
+            return ("optimizer.clip_mode=sign has no Keras counterpart: use clip_mode=norm "
+                    "(Keras clipnorm) or the custom optimizer")
+        return self.keras.refusal(hp) if self.keras.refusal else None
+
+    def keras_arguments(self, hp: Mapping[str, Any]) -> tuple[str, dict]:
+        """The Keras twin's (class name, keyword arguments) that match ``hp``.
+
+        The lecture's norm clipping becomes Keras's per-tensor ``clipnorm``.
+        """
+        if self.keras is None:
+            raise ValueError(self.keras_refusal(hp))
+        hp = {"learning_rate": self.learning_rate, **dict(hp)}
+        kwargs = self.keras.arguments(hp)
+        if hp.get("clip_threshold") is not None:
+            kwargs["clipnorm"] = float(hp["clip_threshold"])
+        return self.keras.class_name, kwargs

@@ -1,0 +1,43 @@
+"""AdaGrad: per-weight learning rates from the running sum of squared gradients."""
+
+import numpy as np
+
+from custom_optimizers.rules._reference import Reference
+from custom_optimizers.rules._rule import KerasTwin, Rule, SearchDim, epsilon
+
+
+class AdaGrad(Reference):
+    state_names = ("r",)
+
+    def __init__(self, learning_rate, epsilon, **kw):
+        super().__init__(learning_rate, **kw)
+        self.delta = epsilon
+
+    def _update(self, i, w, g):
+        r = self.state["r"][i] = self.state["r"][i] + g * g
+        return w - self.lr / (self.delta + np.sqrt(r)) * g
+
+
+RULE = Rule(
+    name="adagrad",
+    title="AdaGrad",
+    order=40,
+    class_path="custom_optimizers.adagrad:AdaGrad",
+    reference=AdaGrad,
+    learning_rate=0.01,
+    hyperparameters=(epsilon(),),
+    adaptive=True,
+    keras=KerasTwin(
+        "Adagrad", exact=False,
+        arguments=lambda hp: {"learning_rate": float(hp["learning_rate"]),
+                              "initial_accumulator_value": 0.0,
+                              "epsilon": float(hp["epsilon"]) ** 2},
+        note="keras.optimizers.Adagrad(η, initial_accumulator_value=0, epsilon=δ²): Keras adds "
+             "epsilon inside the root, so δ² agrees where r = 0 and where sqrt(r) >> δ",
+    ),
+    search_space={"learning_rate": SearchDim("log", 1e-4, 10.0),
+                  "epsilon": SearchDim("log", 1e-10, 1e-3)},
+    colour="tab:red",
+    landscape_learning_rate=0.5,
+    test_arguments={"learning_rate": 0.1, "epsilon": 1e-3},
+)

@@ -1,0 +1,64 @@
+"""Adam: RMSProp plus momentum, with bias correction of both moving averages."""
+
+import numpy as np
+
+from custom_optimizers.rules._reference import Reference
+from custom_optimizers.rules._rule import (Hyperparameter, KerasTwin, Rule, SearchDim, decay,
+                                           epsilon)
+
+
+class Adam(Reference):
+    state_names = ("v", "r")
+
+    def __init__(self, learning_rate, beta_1, beta_2, epsilon, bias_correction=True, **kw):
+        super().__init__(learning_rate, **kw)
+        self.b1, self.b2, self.delta = beta_1, beta_2, epsilon
+        self.bias_correction = bias_correction
+
+    def _update(self, i, w, g):
+        v = self.state["v"][i] = self.b1 * self.state["v"][i] + (1 - self.b1) * g
+        r = self.state["r"][i] = self.b2 * self.state["r"][i] + (1 - self.b2) * g * g
+        if self.bias_correction:
+            v = v / (1 - self.b1 ** self.t)
+            r = r / (1 - self.b2 ** self.t)
+        return w - self.lr / (self.delta + np.sqrt(r)) * v
+
+
+def _keras_refusal(hp):
+    if not hp.get("bias_correction", True):
+        return ("optimizer.bias_correction=false has no Keras counterpart: use "
+                "optimizer=adam (the custom Adam)")
+    return None
+
+
+RULE = Rule(
+    name="adam",
+    title="Adam",
+    order=60,
+    class_path="custom_optimizers.adam:Adam",
+    reference=Adam,
+    learning_rate=0.001,
+    hyperparameters=(
+        decay("beta_1", 0.9, "ρ1, the decay of the first-moment average"),
+        decay("beta_2", 0.999, "ρ2, the decay of the second-moment average"),
+        epsilon("δ, outside the root of the corrected second moment"),
+        Hyperparameter("bias_correction", True, doc="divide the averages by 1 - ρ^t"),
+    ),
+    adaptive=True,
+    keras=KerasTwin(
+        "Adam", exact=False,
+        arguments=lambda hp: {"learning_rate": float(hp["learning_rate"]),
+                              "beta_1": float(hp["beta_1"]), "beta_2": float(hp["beta_2"]),
+                              "epsilon": float(hp["epsilon"])},
+        refusal=_keras_refusal,
+        note="keras.optimizers.Adam(η, ρ1, ρ2, epsilon=δ): Keras adds its 'epsilon hat' to the "
+             "uncorrected sqrt(r), equal to the lecture's δ only as δ -> 0",
+    ),
+    search_space={"learning_rate": SearchDim("log", 1e-5, 1.0),
+                  "beta_1": SearchDim("log1m", 1e-3, 0.5),
+                  "beta_2": SearchDim("log1m", 1e-4, 0.1),
+                  "epsilon": SearchDim("log", 1e-10, 1e-3)},
+    colour="tab:brown",
+    landscape_learning_rate=0.1,
+    test_arguments={"learning_rate": 0.01, "beta_1": 0.9, "beta_2": 0.99, "epsilon": 1e-3},
+)

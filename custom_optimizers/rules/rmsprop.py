@@ -1,0 +1,43 @@
+"""RMSProp: AdaGrad with an exponentially weighted average of squared gradients."""
+
+import numpy as np
+
+from custom_optimizers.rules._reference import Reference
+from custom_optimizers.rules._rule import KerasTwin, Rule, SearchDim, decay, epsilon
+
+
+class RMSProp(Reference):
+    state_names = ("r",)
+
+    def __init__(self, learning_rate, rho, epsilon, **kw):
+        super().__init__(learning_rate, **kw)
+        self.rho, self.delta = rho, epsilon
+
+    def _update(self, i, w, g):
+        r = self.state["r"][i] = self.rho * self.state["r"][i] + (1 - self.rho) * g * g
+        return w - self.lr / (self.delta + np.sqrt(r)) * g
+
+
+RULE = Rule(
+    name="rmsprop",
+    title="RMSProp",
+    order=50,
+    class_path="custom_optimizers.rmsprop:RMSProp",
+    reference=RMSProp,
+    learning_rate=0.001,
+    hyperparameters=(decay("rho", 0.9, "ρ, the decay of the squared-gradient average"),
+                     epsilon()),
+    adaptive=True,
+    keras=KerasTwin(
+        "RMSprop", exact=False,
+        arguments=lambda hp: {"learning_rate": float(hp["learning_rate"]),
+                              "rho": float(hp["rho"]), "epsilon": float(hp["epsilon"]) ** 2},
+        note="keras.optimizers.RMSprop(η, rho=ρ, epsilon=δ²): epsilon inside the root in Keras",
+    ),
+    search_space={"learning_rate": SearchDim("log", 1e-5, 1.0),
+                  "rho": SearchDim("log1m", 1e-3, 0.5),
+                  "epsilon": SearchDim("log", 1e-10, 1e-3)},
+    colour="tab:purple",
+    landscape_learning_rate=0.05,
+    test_arguments={"learning_rate": 0.01, "rho": 0.9, "epsilon": 1e-3},
+)
