@@ -26,6 +26,7 @@ from experiments.data import (
     DatasetParams,
     DatasetUnavailable,
     Splits,
+    keras_cache,
     load_dataset,
 )
 
@@ -641,7 +642,7 @@ def test_missing_online_dataset_fails_fast_without_network(
 def test_partial_fashion_mnist_names_the_missing_file(keras_home, no_network):
     folder = keras_home / "datasets" / "fashion-mnist"
     folder.mkdir()
-    for fname in data._FASHION_FILES[:3]:
+    for fname in keras_cache._FASHION_FILES[:3]:
         (folder / fname).write_bytes(b"")
     with pytest.raises(DatasetUnavailable, match=r"missing: t10k-images-idx3-ubyte\.gz\)"):
         data.check_available("fashion_mnist")
@@ -661,7 +662,7 @@ def test_downloads_are_refused_while_keras_loads(keras_home, no_network):
     from keras.src.utils import file_utils
 
     real_retrieve = file_utils.urlretrieve
-    with data._keras_reads_from(data.keras_datasets_dir(), "mnist"):
+    with keras_cache._keras_reads_from(data.keras_datasets_dir(), "mnist"):
         with pytest.raises(DatasetUnavailable, match="not available offline"):
             file_utils.get_file("other.npz", origin="https://example.invalid/other.npz")
     assert file_utils.urlretrieve is real_retrieve

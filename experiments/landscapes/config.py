@@ -1,0 +1,202 @@
+"""The landscape app's schemas, the optimizer options it composes, and its checks, all
+before TensorFlow is imported."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from experiments import registry
+from experiments.config import (OPTIMIZERS, ConfigError, TrackingSchema, _at_least,
+                                validate_optimizer)
+from experiments.landscapes.functions import LANDSCAPES
+
+CONF = Path(__file__).resolve().parents[2] / "conf"
+
+
+# --------------------------------------------------------------------------- schemas
+@dataclass
+class LandscapeSchema:
+    """What a user may change about one landscape (the function itself lives in code)."""
+
+    name: str = MISSING
+    start: List[float] = field(default_factory=lambda: [0.0, 0.0])
+    bounds: List[float] = field(default_factory=lambda: [-2.0, 2.0, -2.0, 2.0])  # x0 x1 y0 y1
+    steps: int = 500  # optimizer steps (the top-level ``steps`` overrides)
+    tolerance: float = 0.01  # reached: within this distance of the minimum, to the end
+    escape_radius: float = 1.0  # saddle: escaped once this far from it and below its value
+    learning_rates: Dict[str, float] = field(default_factory=dict)  # per rule: sgd, adam, ...
+    greedy_step: float = 0.1  # std of the greedy search's random moves
+
+
+@dataclass
+class IllConditionedSchema(LandscapeSchema):
+    condition: float = 50.0  # κ: ratio of the Hessian's eigenvalues
+
+
+@dataclass
+class LocalMinimaSchema(LandscapeSchema):
+    ripple: float = 0.25  # a: depth of the cosine ripples
+
+
+@dataclass
+class CliffSchema(LandscapeSchema):
+    height: float = 100.0  # H: drop from the plateau to the foot of the cliff
+    width: float = 0.25  # w: width of the cliff face, in (0, 1]; steepest slope 1.5 H / w
+
+
+LANDSCAPE_SCHEMAS = {
+    "ill_conditioned": IllConditionedSchema,
+    "local_minima": LocalMinimaSchema,
+    "cliff": CliffSchema,
+}
+
+
+@dataclass
+class OptimizerOverrides:
+    """Set on every selected optimizer that has the key (null: each keeps its own)."""
+
+    learning_rate: Optional[float] = None
+    clip_threshold: Optional[float] = None
+    clip_mode: Optional[str] = None
+    momentum: Optional[float] = None
+    rho: Optional[float] = None
+    beta_1: Optional[float] = None
+    beta_2: Optional[float] = None
+    epsilon: Optional[float] = None
+    bias_correction: Optional[bool] = None
+
+
+@dataclass
+class LandscapeAppSchema:
+    landscape: Any = MISSING
+    optimizers: List[str] = field(default_factory=list)  # options of conf/optimizer
+    steps: Optional[int] = None  # default: the landscape's own
+    optimizer_overrides: OptimizerOverrides = field(default_factory=OptimizerOverrides)
+    grid_points: int = 201  # grid search: points per axis (grid_points² evaluations)
+    greedy_evaluations: Optional[int] = None  # default: steps + 1, an optimizer's budget
+    seed: int = 0  # the greedy search's random moves
+    gif_frames: int = 40
+    output_dir: Optional[str] = None  # pictures and summary; default: Hydra's output folder
+    tracking: TrackingSchema = field(default_factory=TrackingSchema)
+
+
+def register_schemas() -> None:
+    """Put the landscape schemas in Hydra's ConfigStore like ``experiments.config`` does."""
+    from experiments import config
+
+    config.register_schemas()  # the optimizer options the landscapes compose
+    cs = ConfigStore.instance()
+    cs.store(name="landscape_schema", node=LandscapeAppSchema)
+    for name in LANDSCAPES:
+        schema = LANDSCAPE_SCHEMAS.get(name, LandscapeSchema)
+        node = dataclasses.make_dataclass(f"{name}_landscape", [("name", str, field(default=name))],
+                                          bases=(schema,))
+        cs.store(group="schema/landscape", name=name, node=node)
+
+
+# --------------------------------------------------------------------------- optimizers
+def optimizer_options() -> list[str]:
+    return sorted(p.stem for p in (CONF / "optimizer").glob("*.yaml"))
+
+
+def _compose_option(option: str) -> DictConfig:
+    """The ``optimizer`` option ``option`` as Hydra composes it (schema, defaults, YAML)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    overrides = [f"+optimizer={option}"]
+    if GlobalHydra.instance().is_initialized():  # inside the app or a test's compose context
+        return compose(config_name=None, overrides=overrides).optimizer
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name=None, overrides=overrides).optimizer
+
+
+def optimizer_configs(cfg: DictConfig) -> dict[str, dict]:
+    """``{option: optimizer config}`` for ``cfg.optimizers``, with the landscape's learning
+    rate for its rule and ``optimizer_overrides`` (keys an optimizer lacks skip it) applied,
+    each checked like ``experiments.train`` checks its optimizer."""
+    options = optimizer_options()
+    overrides = {k: v for k, v in OmegaConf.to_container(cfg.optimizer_overrides,
+                                                          resolve=True).items()
+                 if v is not None}
+    rates = cfg.landscape.learning_rates
+    out, used = {}, set()
+    for option in cfg.optimizers:
+        if option not in options:
+            raise ConfigError(f"optimizers: {option!r} is not an optimizer option: choose "
+                              f"from {', '.join(options)}")
+        opt = _compose_option(option)
+        if opt.name in rates:
+            opt.learning_rate = rates[opt.name]
+        for key, value in overrides.items():
+            if key in opt:
+                opt[key] = value
+                used.add(key)
+        try:
+            validate_optimizer(opt)
+        except ConfigError as err:
+            raise ConfigError(f"optimizers: {option}: {err}") from None
+        out[option] = OmegaConf.to_container(opt, resolve=True)
+    unused = sorted(set(overrides) - used)
+    if unused:
+        raise ConfigError(f"optimizer_overrides.{unused[0]} is not a key of any selected "
+                          f"optimizer ({', '.join(cfg.optimizers)})")
+    return out
+
+
+# --------------------------------------------------------------------------- checks
+def _positive(label, value):
+    if not value > 0:
+        raise ConfigError(f"{label}={value} is out of range: it must be > 0")
+
+
+def validate(cfg: DictConfig) -> dict[str, dict]:
+    """Refuse a composed landscape config with one line; return the optimizer configs."""
+    ls = cfg.landscape
+    if ls.name not in LANDSCAPES:
+        raise ConfigError(f"landscape.name={ls.name!r} is not valid: choose one of "
+                          f"{', '.join(LANDSCAPES)}")
+    if len(ls.start) != 2 or not all(math.isfinite(v) for v in ls.start):
+        raise ConfigError(f"landscape.start={list(ls.start)} must be two finite numbers [x, y]")
+    b = list(ls.bounds)
+    if len(b) != 4 or not (b[0] < b[1] and b[2] < b[3]):
+        raise ConfigError(f"landscape.bounds={b} must be [x_min, x_max, y_min, y_max] "
+                          "with x_min < x_max and y_min < y_max")
+    for key in ("tolerance", "escape_radius", "greedy_step"):
+        _positive(f"landscape.{key}", ls[key])
+    for rule, rate in ls.learning_rates.items():
+        if rule not in OPTIMIZERS:
+            raise ConfigError(f"landscape.learning_rates.{rule} is not an optimizer rule: "
+                              f"choose from {', '.join(OPTIMIZERS)}")
+        try:
+            registry.rule(rule).check("learning_rate", rate,
+                                      label=f"landscape.learning_rates.{rule}")
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+    if ls.name == "ill_conditioned":
+        _at_least("landscape.condition", ls.condition, 1)
+    if ls.name == "local_minima":
+        _at_least("landscape.ripple", ls.ripple, 0)
+    if ls.name == "cliff":
+        _positive("landscape.height", ls.height)
+        _positive("landscape.width", ls.width)
+        if ls.width > 1:  # the face must end before the minimum at x = 1
+            raise ConfigError(f"landscape.width={ls.width} is out of range: it must be <= 1")
+    _at_least("landscape.steps", ls.steps, 1)
+    _at_least("steps", cfg.steps, 1)
+    _at_least("grid_points", cfg.grid_points, 2)
+    _at_least("greedy_evaluations", cfg.greedy_evaluations, 1)
+    _at_least("gif_frames", cfg.gif_frames, 2)
+    _at_least("tracking.log_every_n_steps", cfg.tracking.log_every_n_steps, 1)
+    if not cfg.optimizers:
+        raise ConfigError("optimizers is empty: list at least one optimizer option")
+    if len(set(cfg.optimizers)) != len(cfg.optimizers):
+        raise ConfigError(f"optimizers={list(cfg.optimizers)} names an option twice")
+    return optimizer_configs(cfg)
