@@ -21,6 +21,7 @@ from experiments import registry
 
 IMPLEMENTATIONS = ("custom", "keras")
 STRATEGIES = ("default", "mirrored", "multi_worker")
+LOSSES = ("cross_entropy", "mse")
 OPTIMIZERS = registry.rule_names()
 
 
@@ -73,6 +74,18 @@ class TrainerSchema:
     strategy: str = "default"  # default, mirrored (local devices), multi_worker (TF_CONFIG)
     logical_cpus: Optional[int] = None  # split the CPU into n logical devices (to try mirrored)
     progress: bool = True  # epoch k/N, losses, ETA on stderr (also off: OPTLAB_PROGRESS=0)
+    # The loss trained and measured: cross_entropy, or mse = mean of ½‖logits − one_hot(y)‖².
+    loss: str = "cross_entropy"
+    full_batch: bool = False  # every step on the whole training split (gradient descent)
+    # Curvature (experiments.curvature): λ_max, λ_min, preconditioned λ_max at step 0, every
+    # n steps and after the last; 0 = off. On curvature_samples examples (0 = the whole
+    # training split), curvature_iterations Lanczos steps (Hessian-vector products) each.
+    curvature_every_n_steps: int = 0
+    curvature_samples: int = 0
+    curvature_iterations: int = 20
+    # Keep the flat weights at step 0, every n steps and after the last, logged as the
+    # artifact weights/trajectory.npz (python -m experiments.surface reads it); 0 = off.
+    weights_every_n_steps: int = 0
 
 
 # --------------------------------------------------------------------------- tracking
@@ -186,6 +199,20 @@ def _check_strategy(trainer) -> None:
                               "trainer.strategy=multi_worker")
 
 
+def _check_curvature(trainer) -> None:
+    """``trainer.loss``, ``full_batch`` and the curvature / weight-snapshot keys."""
+    if trainer.loss not in LOSSES:
+        raise ConfigError(f"trainer.loss={trainer.loss!r} is not valid: choose one of "
+                          f"{', '.join(LOSSES)}")
+    for key in ("curvature_every_n_steps", "curvature_samples", "weights_every_n_steps"):
+        _at_least(f"trainer.{key}", trainer[key], 0)
+    _at_least("trainer.curvature_iterations", trainer.curvature_iterations, 2)
+    if trainer.strategy != "default" and (trainer.curvature_every_n_steps
+                                          or trainer.weights_every_n_steps):
+        raise ConfigError(f"trainer.curvature_every_n_steps and weights_every_n_steps need "
+                          f"trainer.strategy=default, not {trainer.strategy}")
+
+
 def validate(cfg: DictConfig) -> None:
     """Refuse a composed config that would fail later, with one line naming the value."""
     validate_optimizer(cfg.optimizer)
@@ -195,6 +222,7 @@ def validate(cfg: DictConfig) -> None:
     _at_least("trainer.max_steps", trainer.max_steps, 1)
     _at_least("trainer.checkpoint_every_s", trainer.checkpoint_every_s, 0)
     _check_strategy(trainer)
+    _check_curvature(trainer)
     _at_least("tracking.log_every_n_steps", cfg.tracking.log_every_n_steps, 1)
     from experiments import data, models
 

@@ -54,7 +54,7 @@ def _seed_everything(seed: int, deterministic: bool) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def _loss_plot(history, path: Path, title: str) -> None:
+def _loss_plot(history, path: Path, title: str, loss: str = "cross_entropy") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -66,7 +66,7 @@ def _loss_plot(history, path: Path, title: str) -> None:
         ax.plot(history.epoch_steps, history.epoch["epoch_loss"], "o-", label="train loss (epoch)")
         ax.plot(history.epoch_steps, history.epoch["val_loss"], "s-", label="validation loss")
     ax.set_xlabel("optimizer step")
-    ax.set_ylabel("cross-entropy")
+    ax.set_ylabel(loss)
     ax.set_yscale("log")
     ax.set_title(title)
     ax.legend()
@@ -216,7 +216,9 @@ def run(cfg: DictConfig, *, overrides: list[str] | None = None,
     ``diverged_at_step``) or KILLED (SIGINT/SIGTERM: a checkpoint is saved at the step
     reached, ``Stopped`` is raised). ``trainer.resume`` continues a run from its
     checkpoint. Returns the final metrics (``val_loss``, ``val_accuracy``, ``test_loss``,
-    ``test_accuracy``, ``steps``) and, when tracked, ``run_id`` and ``tracking_uri``.
+    ``test_accuracy``, ``steps``), when tracked ``run_id`` and ``tracking_uri``, and with
+    ``trainer.curvature_every_n_steps``/``weights_every_n_steps`` ``curvature`` and
+    ``weights`` (``experiments.curvature.TrainingWatch``).
     """
     from experiments import resume as ckpt
 
@@ -246,7 +248,8 @@ def run(cfg: DictConfig, *, overrides: list[str] | None = None,
     strategy = make_strategy(t.strategy, t.logical_cpus)
     data_params = OmegaConf.to_container(cfg.dataset, resolve=True)
     splits = load_dataset(data_params.pop("name"), **data_params)
-    _check_fits(splits, t.batch_size)
+    batch_size = len(splits.x_train) if t.full_batch else t.batch_size
+    _check_fits(splits, batch_size)
     _seed_everything(t.seed, t.deterministic)
     progress = None
     with strategy.scope():
@@ -260,7 +263,8 @@ def run(cfg: DictConfig, *, overrides: list[str] | None = None,
                                 splits.num_classes, **model_params)
             optimizer = build_optimizer(OmegaConf.to_container(cfg.optimizer, resolve=True))
         trainer = Trainer(model, optimizer, splits.x_train, splits.y_train,
-                          jit_compile=t.jit_compile, strategy=strategy)
+                          jit_compile=t.jit_compile, strategy=strategy, loss=t.loss)
+    watch = _watch(t, model, optimizer, splits)
 
     name = tr.run_name or f"{run_label(cfg)}-{cfg.dataset.name}-{cfg.model.name}-s{t.seed}"
     logger = None
@@ -284,12 +288,19 @@ def run(cfg: DictConfig, *, overrides: list[str] | None = None,
     hooks = (TrackedHooks(logger, model, folder, t.checkpoint_every_s,
                           logged_step, logged_epoch_step).as_fit_kwargs() if logger else {})
     display = _epoch_display(cfg, name, len(splits.x_train), progress, hooks)
+    if watch:
+        def probe(step, final):
+            metrics = watch(step, final)
+            if logger and metrics:
+                logger.log_metrics(metrics, step)
+
+        hooks.update(probe=probe, probe_every=watch.every)
     status = "FAILED"
     stop = StopOnSignal()
     try:
         try:
             with stop, display:
-                history = fit(trainer, splits, epochs=t.epochs, batch_size=t.batch_size,
+                history = fit(trainer, splits, epochs=t.epochs, batch_size=batch_size,
                               seed=t.seed, steps_per_execution=t.steps_per_execution,
                               max_steps=t.max_steps, log_every_n_steps=tr.log_every_n_steps,
                               progress=progress, should_stop=stop.should_stop, **hooks)
@@ -318,11 +329,16 @@ def run(cfg: DictConfig, *, overrides: list[str] | None = None,
                                  "failure_message": str(err)[:500]})
             raise
         final = dict(history.final)
+        if watch and watch.measurements:
+            final["curvature"] = watch.measurements  # [(step, metrics)]
+        if watch and watch.weights:
+            final["weights"] = (watch.steps, watch.weights)  # kept steps, flat weights
         final.update({k: v[-1] for k, v in history.epoch.items() if k.startswith("val_")})
         if logger:
             logger.log_metrics({k: history.final[k] for k in ("test_loss", "test_accuracy")},
                                step=final["steps"])
-            _log_artifacts(logger, cfg, model, history, overrides, resumed=bool(resume_id))
+            _log_artifacts(logger, cfg, model, history, overrides, resumed=bool(resume_id),
+                           watch=watch)
             final.update(run_id=logger.run_id, tracking_uri=uri)
         status = "FINISHED"
         return final
@@ -350,7 +366,8 @@ def _epoch_display(cfg, label: str, n_train: int, progress, hooks: dict):
     t = cfg.trainer
     total = t.epochs
     if t.max_steps is not None:
-        total = min(total, math.ceil(t.max_steps / math.ceil(n_train / t.batch_size)))
+        batch = n_train if t.full_batch else t.batch_size
+        total = min(total, math.ceil(t.max_steps / math.ceil(n_train / batch)))
     display = Display(total, label, enabled=t.progress, unit="epoch",
                       initial=min(progress.epoch, total) if progress else 0)
     tracked = hooks.get("on_epoch")
@@ -365,7 +382,22 @@ def _epoch_display(cfg, label: str, n_train: int, progress, hooks: dict):
     return display
 
 
-def _log_artifacts(logger, cfg, model, history, overrides, *, resumed: bool) -> None:
+def _watch(t, model, optimizer, splits):
+    """The ``TrainingWatch`` of ``trainer.curvature_*``/``weights_every_n_steps``, or None."""
+    if not (t.curvature_every_n_steps or t.weights_every_n_steps):
+        return None
+    from experiments.curvature import FlatLoss, TrainingWatch, subset
+
+    rows = subset(len(splits.x_train), t.curvature_samples, t.seed)
+    return TrainingWatch(model, optimizer,
+                         FlatLoss(model, splits.x_train[rows], splits.y_train[rows], t.loss),
+                         curvature_every=t.curvature_every_n_steps,
+                         weights_every=t.weights_every_n_steps,
+                         iterations=t.curvature_iterations, seed=t.seed)
+
+
+def _log_artifacts(logger, cfg, model, history, overrides, *, resumed: bool,
+                   watch=None) -> None:
     tr = cfg.tracking
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -381,8 +413,12 @@ def _log_artifacts(logger, cfg, model, history, overrides, *, resumed: bool) -> 
                 history.steps, history.losses = ([m.step for m in past],
                                                  [m.value for m in past])
             _loss_plot(history, tmp / "loss_curve.png",
-                       f"{run_label(cfg)} on {cfg.dataset.name} ({cfg.model.name})")
+                       f"{run_label(cfg)} on {cfg.dataset.name} ({cfg.model.name})",
+                       cfg.trainer.loss)
             logger.log_artifacts([tmp / "loss_curve.png"], "plots")
+        if watch and watch.weights:
+            watch.save_trajectory(tmp / "trajectory.npz")
+            logger.log_artifacts([tmp / "trajectory.npz"], "weights")
         if tr.log_model:
             model.save(tmp / "model.keras")
             logger.log_artifacts([tmp / "model.keras"], "model")

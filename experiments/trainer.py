@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 import keras
 
+from experiments.curvature import per_example_loss
 from experiments.optim import effective_learning_rates
 
 EVAL_BATCH = 1024
@@ -68,17 +69,29 @@ def layer_groups(model) -> dict[str, list[int]]:
     return groups
 
 
+@keras.saving.register_keras_serializable(package="optimizer_lab")
+class HalfSquaredError(keras.losses.Loss):
+    """``trainer.loss=mse``: mean over examples of ½‖logits − one_hot(y)‖² (integer labels),
+    so that a saved model carries the loss it was trained with."""
+
+    def __init__(self, name="half_squared_error", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def call(self, y_true, y_pred):
+        return per_example_loss("mse", tf.reshape(tf.cast(y_true, tf.int32), [-1]), y_pred)
+
+
 class Trainer:
     """Compiled train and evaluation steps for one model, optimizer and dataset."""
 
     def __init__(self, model, optimizer, x_train, y_train, *, jit_compile=False,
-                 strategy=None):
+                 strategy=None, loss="cross_entropy"):
         self.model, self.optimizer = model, optimizer
         self.strategy = strategy or tf.distribute.get_strategy()
         self.replicas = self.strategy.num_replicas_in_sync
-        self.loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        self._per_example_loss = keras.losses.SparseCategoricalCrossentropy(
-            from_logits=True, reduction=None)
+        self.loss = loss  # cross_entropy or mse (experiments.curvature.per_example_loss)
+        self.loss_fn = (keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+                        if loss == "cross_entropy" else HalfSquaredError())
         self.x = tf.constant(x_train)
         self.y = tf.constant(y_train)
         self.groups = layer_groups(model)
@@ -112,7 +125,7 @@ class Trainer:
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
             logits = self.model(x, training=True)
-            per_example = tf.cast(self._per_example_loss(y, logits), tf.float32)
+            per_example = per_example_loss(self.loss, y, logits)
             loss = tf.reduce_sum(per_example) / global_batch
             if self.model.losses:
                 loss = loss + tf.add_n(self.model.losses) / self.replicas
@@ -150,7 +163,7 @@ class Trainer:
 
     def _eval_batch(self, x, y):
         logits = self.model(x, training=False)
-        loss = self.loss_fn(y, logits) * tf.cast(tf.shape(y)[0], tf.float32)
+        loss = tf.reduce_sum(per_example_loss(self.loss, y, logits))
         pred = tf.argmax(logits, axis=-1, output_type=y.dtype)
         return tf.stack([tf.cast(loss, tf.float32),
                          tf.reduce_sum(tf.cast(tf.equal(pred, y), tf.float32))])
@@ -169,11 +182,14 @@ class Trainer:
         perm = np.random.default_rng([seed, epoch]).permutation(n).astype(np.int32)
         return [perm[i:i + batch_size] for i in range(0, n, batch_size)]
 
-    def run_batches(self, batches, steps_per_execution: int):
+    def run_batches(self, batches, steps_per_execution: int, align: int = 0,
+                    first_step: int = 0):
         """Yield, per compiled call, the diagnostics rows of its optimizer steps.
 
         One call runs up to ``steps_per_execution`` consecutive batches of equal size; the
-        weights are only ever seen between calls, which is where training may stop.
+        weights are only ever seen between calls, which is where training may stop. With
+        ``align``, a call also ends after every step that is a multiple of it (the first
+        batch being step ``first_step + 1``), so a probe can look at the weights there.
         """
         i = 0
         while i < len(batches):
@@ -181,6 +197,8 @@ class Trainer:
             j = i
             while j < len(batches) and j - i < steps_per_execution and len(batches[j]) == size:
                 j += 1
+                if align and (first_step + j) % align == 0:
+                    break
             yield self._chunk(tf.constant(np.stack(batches[i:j]))).numpy()
             i = j
 
@@ -224,7 +242,8 @@ def fit(trainer: Trainer, splits, *, epochs: int, batch_size: int, seed: int,
         on_step: Callable[[int, dict], None] | None = None,
         on_epoch: Callable[[int, int, dict], None] | None = None,
         on_epoch_end: Callable[[Progress], None] | None = None,
-        should_stop: Callable[[], bool] | None = None) -> History:
+        should_stop: Callable[[], bool] | None = None,
+        probe: Callable[[int, bool], None] | None = None, probe_every: int = 0) -> History:
     """Train for ``epochs`` (or ``max_steps``); report per-step and per-epoch metrics.
 
     ``on_step(step, metrics)`` gets every ``log_every_n_steps``-th step's metrics
@@ -235,11 +254,16 @@ def fit(trainer: Trainer, splits, *, epochs: int, batch_size: int, seed: int,
     saved ``Progress``. Raises ``Diverged`` on the first non-finite loss (or gradient or
     weight norm), after reporting
     the steps before it, and ``Interrupted`` (carrying the progress) as soon as
-    ``should_stop()`` is true after a compiled call.
+    ``should_stop()`` is true after a compiled call. ``probe(step, final)`` looks at the
+    weights before the first step, after every ``probe_every``-th and after the last
+    (``final``; it may repeat the last step), between compiled calls (curvature, weight
+    snapshots).
     """
     history = History()
     n = len(splits.x_train)
     p = progress or Progress()
+    if probe and p.step == 0:
+        probe(0, False)
     while p.epoch < epochs:
         start = time.perf_counter() - p.epoch_seconds
         batches = trainer.epoch_batches(n, batch_size, seed, p.epoch)[p.batch:]
@@ -248,7 +272,7 @@ def fit(trainer: Trainer, splits, *, epochs: int, batch_size: int, seed: int,
         if not batches and p.batch == 0:
             break
         done = 0
-        for rows in trainer.run_batches(batches, steps_per_execution):
+        for rows in trainer.run_batches(batches, steps_per_execution, probe_every, p.step):
             for row in rows:
                 batch_len = len(batches[done])
                 done += 1
@@ -269,6 +293,8 @@ def fit(trainer: Trainer, splits, *, epochs: int, batch_size: int, seed: int,
                     history.losses.append(loss)
                     if on_step:
                         on_step(p.step, {"loss": loss, **values})
+            if probe and probe_every and p.step % probe_every == 0:
+                probe(p.step, False)
             if should_stop is not None and should_stop():
                 p.epoch_seconds = time.perf_counter() - start
                 raise Interrupted(p)
@@ -289,6 +315,8 @@ def fit(trainer: Trainer, splits, *, epochs: int, batch_size: int, seed: int,
             raise Interrupted(p)
         if max_steps is not None and p.step >= max_steps:
             break
+    if probe:
+        probe(p.step, True)
     test_loss, test_acc = trainer.evaluate(splits.x_test, splits.y_test)
     history.final = {"test_loss": test_loss, "test_accuracy": test_acc, "steps": p.step}
     return history

@@ -53,7 +53,8 @@ def expand(overrides):
 def test_the_lecture_challenges_have_presets():
     assert PRESETS == sorted(["vanishing_gradients", "exploding_gradients", "no_critical_point",
                               "poor_conditioning", "saddle_point", "momentum_vs_sgd",
-                              "adaptive_lr", "adam_bias_correction"])
+                              "adaptive_lr", "adam_bias_correction", "edge_of_stability",
+                              "saddle_real", "conditioning_real"])
     for preset in PRESETS:
         text = (CONF / "experiment" / f"{preset}.yaml").read_text()
         assert text.startswith("# @package _global_"), preset
@@ -101,7 +102,7 @@ def _train(store, preset, *overrides):
 
 @pytest.mark.parametrize("preset", [p for p in PRESETS
                                     if p not in ("vanishing_gradients", "exploding_gradients",
-                                                 "no_critical_point")])
+                                                 "no_critical_point", "edge_of_stability")])
 def test_tiny_run(store, preset):
     run, history = _train(store, preset)
     assert run.info.status == "FINISHED"
@@ -145,3 +146,12 @@ def test_no_critical_point_weights_grow_while_the_loss_falls(store):
     weight = h["weight_norm"]
     assert weight[-1] > 1.3 * weight[0]
     assert sum(h["loss"][-3:]) < sum(h["loss"][:3])
+
+
+def test_edge_of_stability_is_full_batch_gradient_descent_with_sharpness_logged(store):
+    run, h = _train(store, "edge_of_stability", "trainer.epochs=4", "trainer.max_steps=4",
+                    "trainer.curvature_every_n_steps=2", "tracking.log_every_n_steps=1")
+    assert run.data.params["trainer.loss"] == "mse"
+    assert len(h["loss"]) == 4  # one step per epoch: the whole training split each time
+    assert len(h["curvature/lambda_max"]) == 3  # steps 0, 2, 4
+    assert all(v > 0 for v in h["curvature/lambda_max"])
