@@ -33,15 +33,10 @@ def _style(label: str) -> dict:
             "linewidth": 1.2 if keras else 1.6}
 
 
-def _background(ax, f, spec, bounds, grid=241):
-    """Filled contours of f over ``bounds`` with levels at quantiles of its values."""
+def filled_contours(ax, X, Y, Z):
+    """Filled contours of the grid ``Z`` with levels at quantiles of its finite values."""
     from matplotlib.colors import BoundaryNorm
 
-    xs = np.linspace(bounds[0], bounds[1], grid)
-    ys = np.linspace(bounds[2], bounds[3], grid)
-    X, Y = np.meshgrid(xs, ys)
-    with np.errstate(over="ignore", invalid="ignore"):
-        Z = f(X, Y, np)
     finite = Z[np.isfinite(Z)]
     levels = np.unique(np.quantile(finite, np.linspace(0, 1, 25)))
     # One colour per band: the levels crowd near the minimum, and so does the interest.
@@ -49,6 +44,17 @@ def _background(ax, f, spec, bounds, grid=241):
     ax.contourf(X, Y, np.clip(Z, levels[0], levels[-1]), levels=levels, cmap="viridis",
                 norm=norm, alpha=0.85)
     ax.contour(X, Y, Z, levels=levels, colors="white", linewidths=0.3, alpha=0.5)
+
+
+def _background(ax, f, spec, bounds, grid=241):
+    """Filled contours of f over ``bounds``, the minimum and saddle marked."""
+
+    xs = np.linspace(bounds[0], bounds[1], grid)
+    ys = np.linspace(bounds[2], bounds[3], grid)
+    X, Y = np.meshgrid(xs, ys)
+    with np.errstate(over="ignore", invalid="ignore"):
+        Z = f(X, Y, np)
+    filled_contours(ax, X, Y, Z)
     if spec.minimum is not None:
         ax.plot(*spec.minimum, marker="*", color="gold", markersize=16,
                 markeredgecolor="black", linestyle="none", label="minimum", zorder=5)
@@ -73,10 +79,12 @@ def _grid_best(ax, trajectories):
                     label=f"grid search best ({t.evaluations} evaluations)", zorder=6)
 
 
-def contour_plot(path: Path, name, f, spec, bounds, trajectories) -> Path:
+def contour_plot(path: Path, name, f, spec, bounds, trajectories, background=None) -> Path:
+    """The paths over the contours; ``background(ax)``, when given, draws these instead
+    of f's (a precomputed grid: ``python -m experiments.surface``)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 6), dpi=100)
-    _background(ax, f, spec, bounds)
+    (background or (lambda ax: _background(ax, f, spec, bounds)))(ax)
     for t in _paths(trajectories):
         ax.plot(t.points[:, 0], t.points[:, 1], label=t.label, **_style(t.label))
         ax.plot(*t.points[-1], marker="o", markersize=4, color=_style(t.label)["color"])
@@ -123,17 +131,19 @@ def loss_plot(path: Path, name, f, spec, trajectories) -> Path:
     return path
 
 
-def paths_gif(path: Path, name, f, spec, bounds, trajectories, frames: int) -> Path:
+def paths_gif(path: Path, name, f, spec, bounds, trajectories, frames: int,
+              background=None, steps=None) -> Path:
     """The paths growing step by step, ``frames`` frames, as an animated GIF.
 
     The still parts (contours, legend, axes) are drawn once; every frame restores them and
     draws only the paths (matplotlib's blitting), and pillow writes the frames.
+    ``background`` as in ``contour_plot``; ``steps[k]`` is the step of row k (default k).
     """
     plt = _pyplot()
     from PIL import Image
 
     fig, ax = plt.subplots(figsize=(8, 4.8), dpi=72)
-    _background(ax, f, spec, bounds, grid=161)
+    (background or (lambda ax: _background(ax, f, spec, bounds, grid=161)))(ax)
     _grid_best(ax, trajectories)
     moving = _paths(trajectories)
     lines = [ax.plot([], [], label=t.label, animated=True, **_style(t.label))[0]
@@ -156,7 +166,7 @@ def paths_gif(path: Path, name, f, spec, bounds, trajectories, frames: int) -> P
             head.set_data(t.points[k - 1:k, 0], t.points[k - 1:k, 1])
             ax.draw_artist(line)
             ax.draw_artist(head)
-        title.set_text(f"{name}: step {step}")
+        title.set_text(f"{name}: step {step if steps is None else steps[step]}")
         ax.draw_artist(title)
         rgba = np.asarray(fig.canvas.buffer_rgba())
         images.append(Image.fromarray(rgba[..., :3].copy()))

@@ -1,0 +1,49 @@
+"""``python -m experiments.surface``: loss surfaces of trained networks, tracked in MLflow.
+
+    python -m experiments.surface                                   # sgd, momentum, adam
+    python -m experiments.surface optimizers=[sgd,adam] grid_points=51 trainer.epochs=20
+    python -m experiments.surface runs=[<run id>,<run id>]          # runs trained with
+                                                  # trainer.weights_every_n_steps > 0
+
+Trains the optimizers from one shared initialisation (or reads the runs), then draws the
+loss along straight lines, a filter-normalised 2-D contour around a solution and the paths
+on their shared PCA plane (``experiments.surfaces``). The config (``conf/surface.yaml``)
+is checked before TensorFlow is imported.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from experiments.config import ConfigError
+from experiments.surfaces import register_schemas, validate
+
+register_schemas()
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="surface")
+def main(cfg: DictConfig) -> None:
+    try:
+        train = validate(cfg)
+    except ConfigError as err:
+        print(f"Error in config: {err}", file=sys.stderr)
+        sys.exit(2)
+    from experiments.data import DatasetUnavailable
+    from experiments.surfaces import run
+    from experiments.tracking import TrackingUnavailable
+
+    try:
+        run(cfg, train=train)
+    except ConfigError as err:
+        print(f"Error in config: {err}", file=sys.stderr)
+        sys.exit(2)
+    except (TrackingUnavailable, DatasetUnavailable) as err:
+        print(f"Error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
