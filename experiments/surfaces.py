@@ -70,7 +70,7 @@ def register_schemas() -> None:
 
 
 def _compose_optimizer(option: str) -> DictConfig:
-    from experiments.landscapes import _compose_option, optimizer_options
+    from experiments.landscapes.config import _compose_option, optimizer_options
 
     if option not in optimizer_options():
         raise ConfigError(f"optimizers: {option!r} is not an optimizer option: choose from "
@@ -177,7 +177,7 @@ def loss_line(value, a, b, ts) -> np.ndarray:
 
 
 @dataclass
-class Path_:
+class WeightPath:
     """One optimizer's kept weights: steps (k,) and flat weights (k, n)."""
 
     label: str
@@ -185,13 +185,28 @@ class Path_:
     theta: np.ndarray
 
 
-def compute(loss, paths: list[Path_], *, center: str | None = None, line_points=51,
-            grid_points=31, span=1.0, plane_points=31, plane_margin=0.25, seed=0) -> dict:
+def evaluations(paths: list[WeightPath], line_points=51, grid_points=31,
+                plane_points=31) -> int:
+    """How many losses ``compute`` evaluates (for the progress display)."""
+    k = len(paths)
+    return (line_points * (k + k * (k - 1) // 2) + grid_points ** 2 + plane_points ** 2
+            + sum(len(p.theta) for p in paths))
+
+
+def compute(loss, paths: list[WeightPath], *, center: str | None = None, line_points=51,
+            grid_points=31, span=1.0, plane_points=31, plane_margin=0.25, seed=0,
+            tick=None) -> dict:
     """Every grid of the module docstring, as arrays (what ``surface.npz`` holds): the
     lines (``line/...``), ``contour`` (rows: β) with its axis and two directions, the
     ``plane`` on ``plane_directions`` from the shared start, each path's coordinates,
-    losses and steps there."""
-    value = loss.value
+    losses and steps there. ``tick()`` is called after every loss evaluated."""
+
+    def value(theta):
+        result = loss.value(theta)
+        if tick:
+            tick()
+        return result
+
     out: dict[str, np.ndarray] = {}
     ts = np.linspace(*LINE_RANGE, line_points)
     out["line_t"] = ts
@@ -297,7 +312,7 @@ def draw(folder: Path, title: str, grids: dict, labels: list[str], frames: int) 
 
 
 # --------------------------------------------------------------------------- runs
-def _read_runs(uri: str, run_ids: list[str]) -> tuple[DictConfig, list[Path_]]:
+def _read_runs(uri: str, run_ids: list[str]) -> tuple[DictConfig, list[WeightPath]]:
     """(the first run's train config, every run's kept weights) from the store."""
     from mlflow.tracking import MlflowClient
 
@@ -320,7 +335,7 @@ def _read_runs(uri: str, run_ids: list[str]) -> tuple[DictConfig, list[Path_]]:
             label = client.get_run(run_id).data.tags.get("optimizer", run_id[:8])
             if label in [p.label for p in paths]:
                 label = f"{label}-{run_id[:6]}"
-            paths.append(Path_(label, data["steps"], data["theta"]))
+            paths.append(WeightPath(label, data["steps"], data["theta"]))
     return first, paths
 
 
@@ -328,11 +343,12 @@ def run(cfg: DictConfig, *, train: dict[str, DictConfig] | None = None,
         out=sys.stdout) -> dict[str, Any]:
     """Train (or read) the paths, compute the grids, draw, track; print where it all went.
 
-    Returns ``{"grids": ..., "files": [...], "paths": [Path_], "seconds": ...}`` plus
+    Returns ``{"grids": ..., "files": [...], "paths": [WeightPath], "seconds": ...}`` plus
     ``run_id``/``tracking_uri`` when tracked and the training runs' ids (``runs``).
     """
     from experiments import tracking
-    from experiments.landscapes import _output_dir
+    from experiments.landscapes.pipeline import _output_dir
+    from experiments.progress import Progress
 
     start = time.perf_counter()
     train = train if train is not None else validate(cfg)
@@ -364,7 +380,7 @@ def run(cfg: DictConfig, *, train: dict[str, DictConfig] | None = None,
                 print(f"Trained {option}: {result['steps']} steps, validation loss "
                       f"{result['val_loss']:.4f}{run_note}", file=out)
                 steps, weights = result["weights"]
-                paths.append(Path_(option, np.asarray(steps), np.stack(weights)))
+                paths.append(WeightPath(option, np.asarray(steps), np.stack(weights)))
                 if "run_id" in result:
                     run_ids.append(result["run_id"])
         shared = all(np.array_equal(p.theta[0], paths[0].theta[0]) for p in paths)
@@ -372,11 +388,12 @@ def run(cfg: DictConfig, *, train: dict[str, DictConfig] | None = None,
         labels = [p.label for p in paths]
         center = (labels[list(cfg.runs).index(cfg.center)] if cfg.center in cfg.runs
                   else cfg.center)
-        print("Computing the surfaces ...", file=out)
-        grids = compute(loss, paths, center=center, line_points=cfg.line_points,
-                        grid_points=cfg.grid_points, span=cfg.span,
-                        plane_points=cfg.plane_points, plane_margin=cfg.plane_margin,
-                        seed=cfg.seed)
+        total = evaluations(paths, cfg.line_points, cfg.grid_points, cfg.plane_points)
+        with Progress(total, "surface", enabled=cfg.trainer.progress, unit="loss") as bar:
+            grids = compute(loss, paths, center=center, line_points=cfg.line_points,
+                            grid_points=cfg.grid_points, span=cfg.span,
+                            plane_points=cfg.plane_points, plane_margin=cfg.plane_margin,
+                            seed=cfg.seed, tick=bar.update)
         folder = _output_dir(cfg)
         folder.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(folder / "surface.npz", **grids)
