@@ -51,7 +51,10 @@ def flat_weights(model) -> np.ndarray:
 
 
 class FlatLoss:
-    """Mean ``loss`` of ``model`` over ``(x, y)`` as a function of one flat vector θ."""
+    """Mean ``loss`` of ``model`` over ``(x, y)`` as a function of one flat vector θ.
+
+    The model runs in inference mode (no dropout noise in a Hessian-vector product) and
+    without ``model.losses`` (none of the lab's models has a regulariser)."""
 
     def __init__(self, model, x, y, loss: str = "cross_entropy"):
         self.model, self.loss = model, loss

@@ -64,3 +64,10 @@ def optimizer_case(request) -> OptimizerCase:
 def adaptive_optimizer_case(request) -> OptimizerCase:
     """AdaGrad, RMSProp and Adam: the optimizers with ``effective_learning_rates()``."""
     return request.param
+
+
+@pytest.fixture(scope="session")
+def shared_store(tmp_path_factory) -> str:
+    """One SQLite MLflow store for the tests that only need somewhere to log (creating a
+    store's tables costs seconds); each test reads back only the runs it made."""
+    return f"sqlite:///{tmp_path_factory.mktemp('shared-mlruns') / 'mlflow.db'}"

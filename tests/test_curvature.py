@@ -169,12 +169,12 @@ def test_measurements_do_not_change_training():
         False, True, True, True]
 
 
-def test_measurements_and_weights_are_logged(tmp_path):
+def test_measurements_and_weights_are_logged(tmp_path, shared_store):
     from mlflow.tracking import MlflowClient
 
     from experiments.pipeline import run
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = shared_store
     on = run(make_cfg(*TINY, f"tracking.uri={uri}", "trainer.curvature_every_n_steps=4",
                       "trainer.curvature_samples=50", "trainer.curvature_iterations=8",
                       "trainer.weights_every_n_steps=3"))

@@ -90,14 +90,14 @@ def _keras_loss(model, theta, x, y):
     return float(loss(y, model(x, training=False)))
 
 
-def test_tiny_surface_is_tracked_and_its_grids_are_the_models_loss(tmp_path):
+def test_tiny_surface_is_tracked_and_its_grids_are_the_models_loss(tmp_path, shared_store):
     from mlflow.tracking import MlflowClient
 
     from experiments.curvature import subset
     from experiments.data import load_dataset
     from experiments.models import build_model
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = shared_store
     cfg = make_cfg(*TINY, f"tracking.uri={uri}", f"output_dir={tmp_path / 'out'}")
     result = surfaces.run(cfg)
     grids, paths = result["grids"], result["paths"]
