@@ -306,7 +306,7 @@ def test_dead_network_with_finite_loss_counts_as_diverged():
         def epoch_batches(self, n, batch_size, seed, epoch):
             return [np.arange(batch_size)] * 3
 
-        def run_batches(self, batches, steps_per_execution):
+        def run_batches(self, batches, steps_per_execution, align=0, first_step=0):
             yield np.array([[2.3, 1.0, 1e30, 5.0], [2.3, 1.0, np.inf, np.nan],
                             [2.3, 1.0, 1.0, 1.0]])
 
