@@ -66,6 +66,10 @@ TRAIN = [
 COMPARE = [
     (["--band", "wide"], "Error: argument --band: invalid choice: 'wide'"),
     (["--smooth", "two"], "Error: argument --smooth: invalid int value: 'two'"),
+    (["--smooth", "0"], "Error: --smooth must be at least 1, got 0"),
+    (["--target-loss", "nan"], "Error: --target-loss must be a finite number"),
+    (["--uri", "http://127.0.0.1:9"], "Error: the tracking server http://127.0.0.1:9 is not "
+                                      "reachable"),  # port 9: discard, closed
 ]
 
 _DRIVER = r"""
