@@ -221,3 +221,20 @@ def test_two_job_multirun_is_grouped(tmp_path):
     assert sorted(r.data.tags["optimizer"] for r in runs) == ["adam", "keras_adam"]
     assert len({r.data.tags["sweep"] for r in runs}) == 1
     assert all(r.info.status == "FINISHED" for r in runs)
+
+
+def test_evaluation_is_traced_once_per_trainer():
+    """Splits and last batches of other lengths reuse one trace (a sweep's jobs paid two)."""
+    import custom_optimizers
+    from experiments.data import load_dataset
+    from experiments.models import build_model
+    from experiments.trainer import Trainer
+
+    splits = load_dataset("digits")
+    model = build_model("logreg", splits.input_shape, splits.num_classes)
+    trainer = Trainer(model, custom_optimizers.SGD(0.1), splits.x_train, splits.y_train)
+    for x, y in ((splits.x_val, splits.y_val), (splits.x_test, splits.y_test),
+                 (splits.x_train[:5], splits.y_train[:5])):
+        loss, accuracy = trainer.evaluate(x, y)
+        assert loss > 0 and 0 <= accuracy <= 1
+    assert trainer._eval.experimental_get_tracing_count() == 1
