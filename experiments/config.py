@@ -107,6 +107,7 @@ class TrackingSchema:
 @dataclass
 class TrainSchema:
     optimizer: Any = MISSING
+    schedule: Any = MISSING  # of the optimizer's learning rate (experiments/schedules.py)
     dataset: Any = MISSING
     model: Any = MISSING
     trainer: TrainerSchema = field(default_factory=TrainerSchema)
@@ -121,8 +122,9 @@ def _with_name(cls, name, schema_name):
 
 def register_schemas() -> None:
     """Put every schema in Hydra's ConfigStore under ``schema/<group>/<option>``."""
-    from experiments import data, models
+    from experiments import data, models, schedules
 
+    schedules.register_schemas()
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainSchema)
     for name, schema in OPTIMIZER_SCHEMAS.items():
@@ -248,8 +250,11 @@ def _check_curvature(trainer) -> None:
 
 def validate(cfg: DictConfig) -> None:
     """Refuse a composed config that would fail later, with one line naming the value."""
+    from experiments.schedules import validate_schedule
+
     check_schema_keys(cfg)
     validate_optimizer(cfg.optimizer)
+    validate_schedule(cfg.schedule)
     trainer = cfg.trainer
     for key in ("epochs", "batch_size", "steps_per_execution"):
         _at_least(f"trainer.{key}", trainer[key], 1)

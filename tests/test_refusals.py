@@ -36,6 +36,12 @@ TRAIN = [
     (["optimizer.learning_rate=-0.1"], "optimizer.learning_rate=-0.1 is out of range"),
     (["optimizer=keras_adam", "optimizer.bias_correction=false"], "no Keras counterpart"),
     (["trainer.strategy=mirrored", "trainer.jit_compile=true"], "trainer.jit_compile=true"),
+    (["schedule=step", "schedule.factors=[1,0.1]"], "schedule.factors=[1.0, 0.1] must have "
+                                                    "one value more than"),
+    (["schedule=cosine", "schedule.alpha=2"], "schedule.alpha=2.0 is out of range"),
+    (["schedule=warmup", "schedule.warmup_steps=0"], "schedule.warmup_steps=0 is out of range"),
+    (["+schedule.decay_rate=0.5"], "schedule.decay_rate is not a key of schedule"),
+    (["schedule=linear"], "schedule=linear is not an option: choose one of constant, cosine"),
     # Hydra's own refusals, in one line
     (["optimizer=adamw"], "optimizer=adamw is not an option: choose one of adagrad, adam"),
     (["dataset=imagenet"], "dataset=imagenet is not an option: choose one of"),

@@ -12,6 +12,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 import experiments.train  # noqa: F401  (registers the schemas)
+from experiments import console
 from experiments.config import ConfigError, validate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -204,8 +205,10 @@ def test_custom_and_keras_pair_agree_on_real_data():
     assert losses["momentum"] == pytest.approx(losses["keras_momentum"], rel=1e-4)
 
 
-def _cli(*args, env_extra=None, timeout=300):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **(env_extra or {}))
+def _cli(*args, env_extra=None, timeout=300, tf_log_level="3"):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=tf_log_level, **(env_extra or {}))
+    if tf_log_level is None:
+        del env["TF_CPP_MIN_LOG_LEVEL"]
     return subprocess.run([sys.executable, "-m", "experiments.train", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout, env=env)
 
@@ -213,8 +216,14 @@ def _cli(*args, env_extra=None, timeout=300):
 def test_two_job_multirun_is_grouped(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     result = _cli("-m", "optimizer=adam,keras_adam", *TINY, f"tracking.uri={uri}",
-                  f"hydra.sweep.dir={tmp_path / 'sweep'}")
+                  f"hydra.sweep.dir={tmp_path / 'sweep'}", tf_log_level=None)
     assert result.returncode == 0, result.stderr[-2000:]
+    # a quiet console (experiments/console.py): none of TensorFlow's start-up notices,
+    # MLflow's table creation or retracing warnings; each job's progress is there
+    noise = [line for line in result.stderr.splitlines() if console.NOISE.search(line)
+             or "database tables" in line or "retracing" in line]
+    assert not noise, noise
+    assert result.stderr.count(" 1/1 epoch epoch_loss=") == 2, result.stderr
     c = client(uri)
     exp = c.get_experiment_by_name("optimizer-lab")
     runs = c.search_runs([exp.experiment_id])
