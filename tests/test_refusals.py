@@ -69,6 +69,16 @@ TRAIN = [
     (["dataset=mnist"], "Error: dataset 'mnist' is not available offline"),
 ]
 
+LANDSCAPE = [
+    (["landscape=everest"], "landscape=everest is not an option: choose one of beale"),
+    (["-m", "landscape=saddle,everest"], "landscape=everest is not an option"),
+    (["optimizers=[adamw]"], "'adamw' is not an optimizer option"),
+    (["steps=0"], "steps=0 is out of range"),
+    (["+landscape.foo=1"], "landscape.foo is not a key of landscape"),
+    (["+optimizer_overrides.momentun=0.5"], "(did you mean optimizer_overrides.momentum?)"),
+    (["schedule=cosine", "schedule.alpha=3"], "schedule.alpha=3.0 is out of range"),
+]
+
 COMPARE = [
     (["--band", "wide"], "Error: argument --band: invalid choice: 'wide'"),
     (["--smooth", "two"], "Error: argument --smooth: invalid int value: 'two'"),
@@ -113,22 +123,27 @@ def walk(cases, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def train_results(tmp_path_factory):
+def results(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("refusals")
     store = tmp / "store" / "mlflow.db"
     cases = [("experiments.train", [*argv, f"tracking.uri=sqlite:///{store}"])
              for argv, _ in TRAIN]
+    cases += [("experiments.landscape", [*argv, f"tracking.uri=sqlite:///{store}",
+                                         f"output_dir={tmp / 'out'}"]) for argv, _ in LANDSCAPE]
     cases += [("experiments.compare", argv) for argv, _ in COMPARE]
     results = walk(cases, tmp)
     assert not store.parent.exists(), "a refused input must not create a tracking store"
+    assert not (tmp / "out").exists(), "nor write pictures"
     return results
 
 
-@pytest.mark.parametrize("index", range(len(TRAIN) + len(COMPARE)),
-                         ids=[" ".join(argv) for argv, _ in TRAIN + COMPARE])
-def test_refused_at_once_in_one_line(train_results, index):
-    fragment = (TRAIN + COMPARE)[index][1]
-    result = train_results[index]
+ALL = TRAIN + LANDSCAPE + COMPARE
+
+
+@pytest.mark.parametrize("index", range(len(ALL)), ids=[" ".join(argv) for argv, _ in ALL])
+def test_refused_at_once_in_one_line(results, index):
+    fragment = ALL[index][1]
+    result = results[index]
     assert result["code"] == 2, result
     assert fragment in result["stderr"], result["stderr"]
     assert result["stderr"].count("\n") == 1 and "Traceback" not in result["stderr"]
@@ -142,9 +157,10 @@ def _table():  # pragma: no cover - the report's numbers: python tests/test_refu
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, KERAS_HOME=tmp, OPTLAB_PROGRESS="0")
         for module, argv in ([("experiments.train", a) for a, _ in TRAIN]
+                             + [("experiments.landscape", a) for a, _ in LANDSCAPE]
                              + [("experiments.compare", a) for a, _ in COMPARE]):
-            extra = [f"tracking.uri=sqlite:///{tmp}/s/mlflow.db"] if module.endswith(
-                "train") else []
+            extra = [] if module.endswith("compare") else [
+                f"tracking.uri=sqlite:///{tmp}/s/mlflow.db"]
             start = time.perf_counter()
             r = subprocess.run([sys.executable, "-m", module, *argv, *extra], cwd=ROOT,
                                env=env, capture_output=True, text=True)
