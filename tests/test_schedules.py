@@ -137,3 +137,22 @@ def test_resume_in_the_middle_of_a_warmup_continues_the_schedule(tmp_path, monke
     assert lr == pytest.approx(history(uri, straight, "learning_rate"), rel=1e-6)
     assert history(uri, resumed["run_id"], "loss") == pytest.approx(
         history(uri, straight, "loss"), rel=1e-5)
+
+
+def test_an_optuna_study_may_search_the_schedule():
+    """``schedule.warmup_steps=int(interval(1,300))`` on the command line joins a preset's
+    search space (the Optuna sweeper's own parser); both ends are checked up front."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra_plugins.hydra_optuna_sweeper._impl import create_optuna_distribution_from_override
+
+    from experiments.cli import check_command_line
+
+    space = "schedule.warmup_steps=int(interval(1,300))"
+    dist = create_optuna_distribution_from_override(
+        OverridesParser.create().parse_override(space))
+    assert (type(dist).__name__, dist.low, dist.high) == ("IntUniformDistribution", 1, 300)
+    argv = ["-m", "hparams_search=adam_optuna", "schedule=warmup"]
+    check_command_line("train", validate, [*argv, space])  # accepted: returns
+    with pytest.raises(SystemExit) as refused:
+        check_command_line("train", validate, [*argv, space.replace("(1,", "(0,")])
+    assert refused.value.code == 2
