@@ -152,6 +152,7 @@ def test_refused_at_once_in_one_line(results, index):
 
 
 def _table():  # pragma: no cover - the report's numbers: python tests/test_refusals.py
+    import resource
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -161,11 +162,14 @@ def _table():  # pragma: no cover - the report's numbers: python tests/test_refu
                              + [("experiments.compare", a) for a, _ in COMPARE]):
             extra = [] if module.endswith("compare") else [
                 f"tracking.uri=sqlite:///{tmp}/s/mlflow.db"]
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
             r = subprocess.run([sys.executable, "-m", module, *argv, *extra], cwd=ROOT,
                                env=env, capture_output=True, text=True)
+            used = resource.getrusage(resource.RUSAGE_CHILDREN)
             print(f"| `{module.split('.')[1]} {' '.join(argv)}` | {r.returncode} | "
-                  f"{time.perf_counter() - start:.2f} | {r.stderr.strip()[:90]} |")
+                  f"{time.perf_counter() - start:.2f} | "
+                  f"{used.ru_utime + used.ru_stime - cpu.ru_utime - cpu.ru_stime:.2f} | "
+                  f"{r.stderr.strip()[:90]} |")
 
 
 if __name__ == "__main__":
