@@ -254,7 +254,7 @@ def validate(cfg: DictConfig) -> None:
 
     check_schema_keys(cfg)
     validate_optimizer(cfg.optimizer)
-    validate_schedule(cfg.schedule)
+    validate_schedule(cfg.get("schedule") or {"name": "constant"})
     trainer = cfg.trainer
     for key in ("epochs", "batch_size", "steps_per_execution"):
         _at_least(f"trainer.{key}", trainer[key], 1)

@@ -276,8 +276,10 @@ def run(cfg: DictConfig, *, overrides: list[str] | None = None,
             model_params = OmegaConf.to_container(cfg.model, resolve=True)
             model = build_model(model_params.pop("name"), splits.input_shape,
                                 splits.num_classes, **model_params)
-            optimizer = build_optimizer(OmegaConf.to_container(cfg.optimizer, resolve=True),
-                                        OmegaConf.to_container(cfg.schedule, resolve=True))
+            schedule = cfg.get("schedule")  # absent: constant (configs made in code)
+            optimizer = build_optimizer(
+                OmegaConf.to_container(cfg.optimizer, resolve=True),
+                None if schedule is None else OmegaConf.to_container(schedule, resolve=True))
         trainer = Trainer(model, optimizer, splits.x_train, splits.y_train,
                           jit_compile=t.jit_compile, strategy=strategy, loss=t.loss)
     watch = _watch(t, model, optimizer, splits)

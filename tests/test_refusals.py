@@ -79,6 +79,12 @@ LANDSCAPE = [
     (["schedule=cosine", "schedule.alpha=3"], "schedule.alpha=3.0 is out of range"),
 ]
 
+SURFACE = [
+    (["optimizers=[sgd,adamw]"], "adamw"),
+    (["+trainer.epoch=3"], "(did you mean trainer.epochs?)"),
+    (["grid_points=1"], "grid_points=1 is out of range"),
+]
+
 COMPARE = [
     (["--band", "wide"], "Error: argument --band: invalid choice: 'wide'"),
     (["--smooth", "two"], "Error: argument --smooth: invalid int value: 'two'"),
@@ -130,6 +136,8 @@ def results(tmp_path_factory):
              for argv, _ in TRAIN]
     cases += [("experiments.landscape", [*argv, f"tracking.uri=sqlite:///{store}",
                                          f"output_dir={tmp / 'out'}"]) for argv, _ in LANDSCAPE]
+    cases += [("experiments.surface", [*argv, f"tracking.uri=sqlite:///{store}",
+                                       f"output_dir={tmp / 'out'}"]) for argv, _ in SURFACE]
     cases += [("experiments.compare", argv) for argv, _ in COMPARE]
     results = walk(cases, tmp)
     assert not store.parent.exists(), "a refused input must not create a tracking store"
@@ -137,7 +145,7 @@ def results(tmp_path_factory):
     return results
 
 
-ALL = TRAIN + LANDSCAPE + COMPARE
+ALL = TRAIN + LANDSCAPE + SURFACE + COMPARE
 
 
 @pytest.mark.parametrize("index", range(len(ALL)), ids=[" ".join(argv) for argv, _ in ALL])
@@ -159,6 +167,7 @@ def _table():  # pragma: no cover - the report's numbers: python tests/test_refu
         env = dict(os.environ, KERAS_HOME=tmp, OPTLAB_PROGRESS="0")
         for module, argv in ([("experiments.train", a) for a, _ in TRAIN]
                              + [("experiments.landscape", a) for a, _ in LANDSCAPE]
+                             + [("experiments.surface", a) for a, _ in SURFACE]
                              + [("experiments.compare", a) for a, _ in COMPARE]):
             extra = [] if module.endswith("compare") else [
                 f"tracking.uri=sqlite:///{tmp}/s/mlflow.db"]
