@@ -161,9 +161,11 @@ def check_schema_keys(cfg: DictConfig, prefix: str = "") -> None:
     if dataclasses.is_dataclass(schema):
         valid = {f.name for f in dataclasses.fields(schema)}
         for key in cfg.keys():
-            if key not in valid:
+            if key not in valid and not (key == "hydra" and not prefix):  # Hydra checks it
                 raise ConfigError(unknown_key_message(f"{prefix}{key}", schema))
     for key in cfg.keys():
+        if key == "hydra" and not prefix:
+            continue
         node = cfg._get_node(key)
         if isinstance(node, DictConfig) and not node._is_missing() and not node._is_none():
             check_schema_keys(node, f"{prefix}{key}.")
