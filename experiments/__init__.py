@@ -1,1 +1,5 @@
-"""Hydra-configured Keras experiments comparing the lab's optimizers."""
+"""Hydra-configured experiments with the lecture's optimizers, tracked in MLflow."""
+
+from experiments import console
+
+console.install()

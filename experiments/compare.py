@@ -39,6 +39,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from experiments import tracking
+from experiments.cli import EXIT_BAD_INPUT, EXIT_FAILED
 
 RUN_TYPE_TAG = "run_type"
 COMPARISON = "comparison"
@@ -47,8 +48,7 @@ NON_ADAPTIVE = RULE_ORDER[:3]
 KERAS_PREFIX = "keras_"
 HISTORY_THREADS = 8
 NOTE_CHARS = 7900  # the run description (a tag: MLflow keeps 8000 characters)
-EXIT_NO_RUNS = 1
-EXIT_BAD_INPUT = 2
+EXIT_NO_RUNS = EXIT_FAILED  # experiments.cli's table of exit codes
 # Params that differ between the seeds of one configuration without making it another one.
 SEED_PARAMS = ("trainer.seed", "tracking.", "hydra.")
 
@@ -601,8 +601,6 @@ def compare(sel: Selection, *, uri: str | None = None, out_dir: Path | None = No
             log_run: bool = True, progress: Callable[[str], None] | None = None) -> Result:
     """Select, summarise, write (with ``plots``) and (``log_run``) log a comparison; see
     the module doc."""
-    from mlflow.tracking import MlflowClient
-
     if smooth < 1:
         raise CompareError(f"--smooth must be at least 1, got {smooth}")
     if not math.isfinite(target_loss):
@@ -612,6 +610,13 @@ def compare(sel: Selection, *, uri: str | None = None, out_dir: Path | None = No
     if db is not None and not db.exists():
         raise CompareError(f"no tracking store at {db} (train something first, or pass --uri)",
                            EXIT_NO_RUNS)
+    if db is None:  # a server: a short health check instead of MLflow's minutes of retries
+        try:
+            tracking.probe_store(uri)
+        except tracking.TrackingUnavailable as err:
+            raise CompareError(str(err)) from None
+    from mlflow.tracking import MlflowClient
+
     client = MlflowClient(tracking_uri=uri)
     runs, skipped_comparisons = select_runs(client, sel)
     if progress:

@@ -23,6 +23,7 @@ IMPLEMENTATIONS = ("custom", "keras")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 LOSSES = ("cross_entropy", "mse")
 OPTIMIZERS = registry.rule_names()
+MAX_SEED = 2**32 - 1  # NumPy's and Keras's seeds are unsigned 32-bit
 
 
 class ConfigError(ValueError):
@@ -106,6 +107,7 @@ class TrackingSchema:
 @dataclass
 class TrainSchema:
     optimizer: Any = MISSING
+    schedule: Any = MISSING  # of the optimizer's learning rate (experiments/schedules.py)
     dataset: Any = MISSING
     model: Any = MISSING
     trainer: TrainerSchema = field(default_factory=TrainerSchema)
@@ -120,8 +122,9 @@ def _with_name(cls, name, schema_name):
 
 def register_schemas() -> None:
     """Put every schema in Hydra's ConfigStore under ``schema/<group>/<option>``."""
-    from experiments import data, models
+    from experiments import data, models, schedules
 
+    schedules.register_schemas()
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainSchema)
     for name, schema in OPTIMIZER_SCHEMAS.items():
@@ -135,6 +138,39 @@ def register_schemas() -> None:
 
 
 # --------------------------------------------------------------------------- checks
+def unknown_key_message(key: str, schema) -> str:
+    """``key`` is not a field of the dataclass ``schema``: one line with the valid keys."""
+    import difflib
+
+    valid = [f.name for f in dataclasses.fields(schema)]
+    parent, _, name = key.rpartition(".")
+    close = difflib.get_close_matches(name, valid, n=1)
+    hint = f" (did you mean {parent + '.' if parent else ''}{close[0]}?)" if close else ""
+    where = f"{parent} ({schema.__name__})" if parent else schema.__name__
+    return f"{key} is not a key of {where}{hint}: valid keys are {', '.join(valid)}"
+
+
+def check_schema_keys(cfg: DictConfig, prefix: str = "") -> None:
+    """Refuse keys that no schema declares, e.g. ``+trainer.epoch=50`` or ``+optimizer.lr=1``.
+
+    Hydra refuses ``key=value`` for an unknown key but lets ``+key``/``++key`` add one to
+    a typed node. Every node typed by a dataclass is checked against its fields; nodes of
+    free mappings (``tracking.tags``, ``learning_rates``) may hold any key.
+    """
+    schema = OmegaConf.get_type(cfg)
+    if dataclasses.is_dataclass(schema):
+        valid = {f.name for f in dataclasses.fields(schema)}
+        for key in cfg.keys():
+            if key not in valid and not (key == "hydra" and not prefix):  # Hydra checks it
+                raise ConfigError(unknown_key_message(f"{prefix}{key}", schema))
+    for key in cfg.keys():
+        if key == "hydra" and not prefix:
+            continue
+        node = cfg._get_node(key)
+        if isinstance(node, DictConfig) and not node._is_missing() and not node._is_none():
+            check_schema_keys(node, f"{prefix}{key}.")
+
+
 def _at_least(label, value, minimum):
     if value is not None and value < minimum:
         raise ConfigError(f"{label}={value} is out of range: it must be >= {minimum}")
@@ -216,10 +252,18 @@ def _check_curvature(trainer) -> None:
 
 def validate(cfg: DictConfig) -> None:
     """Refuse a composed config that would fail later, with one line naming the value."""
+    from experiments.schedules import validate_schedule
+
+    check_schema_keys(cfg)
     validate_optimizer(cfg.optimizer)
+    validate_schedule(cfg.get("schedule") or {"name": "constant"})
     trainer = cfg.trainer
     for key in ("epochs", "batch_size", "steps_per_execution"):
         _at_least(f"trainer.{key}", trainer[key], 1)
+    _at_least("trainer.seed", trainer.seed, 0)
+    if trainer.seed > MAX_SEED:
+        raise ConfigError(f"trainer.seed={trainer.seed} is out of range: it must be <= "
+                          f"{MAX_SEED} (2**32 - 1)")
     _at_least("trainer.max_steps", trainer.max_steps, 1)
     _at_least("trainer.checkpoint_every_s", trainer.checkpoint_every_s, 0)
     _check_strategy(trainer)

@@ -37,20 +37,26 @@ def keras_refusal(name: str, hp: Mapping[str, Any]) -> str | None:
     return registry.rule(name).keras_refusal(hp)
 
 
-def build_optimizer(cfg: Mapping[str, Any]):
-    """The optimizer an ``optimizer`` config describes (see the module docstring)."""
+def build_optimizer(cfg: Mapping[str, Any], schedule: Mapping[str, Any] | None = None):
+    """The optimizer an ``optimizer`` config describes (see the module docstring), its
+    learning rate under ``schedule`` (a ``conf/schedule`` config; None: constant). The
+    Keras twin gets the schedule of its translated rate (``experiments.schedules``)."""
     import keras
+
+    from experiments.schedules import build_schedule
 
     hp = {k: v for k, v in dict(cfg).items() if k not in ("name", "implementation")}
     base = {k: hp.pop(k) for k in BASE_KWARGS if k in hp}
     base = {k: v for k, v in base.items() if v not in (None, False)}
     name = cfg["name"]
     if cfg["implementation"] == "custom":
+        hp["learning_rate"] = build_schedule(schedule, hp["learning_rate"])
         return lecture_class(name)(**hp, **base)
     refusal = keras_refusal(name, hp)
     if refusal:
         raise ValueError(refusal)
     class_name, kwargs = keras_arguments(name, hp)
+    kwargs["learning_rate"] = build_schedule(schedule, kwargs["learning_rate"])
     return getattr(keras.optimizers, class_name)(**kwargs, **base)
 
 

@@ -164,10 +164,11 @@ class TrackedHooks:
     """
 
     def __init__(self, logger, model, folder, checkpoint_every_s, logged_step=0,
-                 logged_epoch_step=0):
+                 logged_epoch_step=0, fingerprint=None):
         from experiments import resume
 
         self.logger, self.model, self.folder = logger, model, folder
+        self.meta = {resume.FINGERPRINT_KEY: fingerprint} if fingerprint else {}
         self.every = checkpoint_every_s
         self.logged_step, self.logged_epoch_step = logged_step, logged_epoch_step
         self.last_checkpoint = time.monotonic()
@@ -188,7 +189,7 @@ class TrackedHooks:
 
     def checkpoint(self, progress):
         self.logger.wait()  # the checkpoint must not run ahead of the logged metrics
-        self._save(self.folder, self.model, progress.to_dict())
+        self._save(self.folder, self.model, {**progress.to_dict(), **self.meta})
         self.last_checkpoint = time.monotonic()
 
     def as_fit_kwargs(self) -> dict:
@@ -204,6 +205,22 @@ def _check_fits(splits, batch_size: int) -> None:
             f"trainer.batch_size={batch_size} is larger than the training split of "
             f"{splits.name} ({len(splits.x_train)} samples): use at most "
             f"{len(splits.x_train)}")
+
+
+def check_ready(cfg: DictConfig) -> None:
+    """What can be known to fail before TensorFlow or MLflow is loaded: a dataset that is
+    not downloaded (``DatasetUnavailable``), nothing to resume (``ResumeError``)."""
+    from experiments import resume as ckpt
+    from experiments.data import check_available
+
+    check_available(cfg.dataset.name)
+    t, tr = cfg.trainer, cfg.tracking
+    if t.resume and not tr.enabled:
+        raise ckpt.ResumeError("trainer.resume needs tracking: the run to continue is found "
+                               "in the tracking store")
+    if t.resume and is_chief(t.strategy):
+        ckpt.check_resumable(tracking.resolve_tracking_uri(tr.uri), str(t.resume),
+                             ckpt.config_hash(OmegaConf.to_container(cfg, resolve=True)))
 
 
 def run(cfg: DictConfig, *, overrides: list[str] | None = None,
@@ -228,6 +245,7 @@ def run(cfg: DictConfig, *, overrides: list[str] | None = None,
     uri = None
     resume_id = None
     tracked = tr.enabled and is_chief(t.strategy)
+    check_ready(cfg)
     if tracked:
         uri = tracking.resolve_tracking_uri(tr.uri)
         tracking.probe_store(uri)
@@ -236,9 +254,6 @@ def run(cfg: DictConfig, *, overrides: list[str] | None = None,
 
             resume_id = ckpt.find_run(MlflowClient(tracking_uri=uri), uri, tr.experiment_name,
                                       str(t.resume), fingerprint)
-    elif t.resume and not tr.enabled:
-        raise ckpt.ResumeError("trainer.resume needs tracking: the run to continue is found "
-                               "in the tracking store")
 
     from experiments.data import load_dataset
     from experiments.models import build_model
@@ -261,7 +276,10 @@ def run(cfg: DictConfig, *, overrides: list[str] | None = None,
             model_params = OmegaConf.to_container(cfg.model, resolve=True)
             model = build_model(model_params.pop("name"), splits.input_shape,
                                 splits.num_classes, **model_params)
-            optimizer = build_optimizer(OmegaConf.to_container(cfg.optimizer, resolve=True))
+            schedule = cfg.get("schedule")  # absent: constant (configs made in code)
+            optimizer = build_optimizer(
+                OmegaConf.to_container(cfg.optimizer, resolve=True),
+                None if schedule is None else OmegaConf.to_container(schedule, resolve=True))
         trainer = Trainer(model, optimizer, splits.x_train, splits.y_train,
                           jit_compile=t.jit_compile, strategy=strategy, loss=t.loss)
     watch = _watch(t, model, optimizer, splits)
@@ -285,8 +303,8 @@ def run(cfg: DictConfig, *, overrides: list[str] | None = None,
             logger.flush()
         folder = ckpt.checkpoint_dir(uri, logger.run_id)
 
-    hooks = (TrackedHooks(logger, model, folder, t.checkpoint_every_s,
-                          logged_step, logged_epoch_step).as_fit_kwargs() if logger else {})
+    hooks = (TrackedHooks(logger, model, folder, t.checkpoint_every_s, logged_step,
+                          logged_epoch_step, fingerprint).as_fit_kwargs() if logger else {})
     display = _epoch_display(cfg, name, len(splits.x_train), progress, hooks)
     if watch:
         def probe(step, final):
@@ -312,7 +330,8 @@ def run(cfg: DictConfig, *, overrides: list[str] | None = None,
         except Interrupted as err:
             status = "KILLED"
             if logger:
-                TrackedHooks(logger, model, folder, None).checkpoint(err.progress)
+                TrackedHooks(logger, model, folder, None,
+                             fingerprint=fingerprint).checkpoint(err.progress)
                 logger.set_tags({"failure_reason": "interrupted",
                                  "interrupted_by": stop.received,
                                  "interrupted_at_step": err.progress.step})

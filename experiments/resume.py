@@ -18,6 +18,7 @@ from typing import Any, Mapping
 from experiments import tracking
 
 RESUMABLE = ("KILLED", "FAILED", "RUNNING")
+FINGERPRINT_KEY = "config_hash"  # in progress.json: which config the checkpoint belongs to
 AUTO = ("true", "auto", "latest")
 
 
@@ -65,6 +66,30 @@ def load_checkpoint(folder: Path):
 
 def has_checkpoint(folder: Path) -> bool:
     return (folder / "model.keras").is_file() and (folder / "progress.json").is_file()
+
+
+def check_resumable(uri: str, resume: str, fingerprint: str) -> None:
+    """Raise ``ResumeError`` when there is certainly nothing to resume, from the checkpoint
+    folders alone (no MLflow, no TensorFlow): ``resume`` names a run without a checkpoint,
+    or (``true``) no checkpoint was saved by a run of this config. ``find_run`` decides
+    the rest with the tracking store."""
+    if resume.lower() in AUTO:
+        resume = resume.lower()
+    else:
+        if not has_checkpoint(checkpoint_dir(uri, resume)):
+            raise ResumeError(f"trainer.resume={resume}: no checkpoint of a run with that id "
+                              f"in {checkpoint_root(uri)} (give the id of an interrupted run, "
+                              "or true for the newest one of this config)")
+        return
+    for progress in checkpoint_root(uri).glob("*/progress.json"):
+        try:
+            saved = json.loads(progress.read_text()).get(FINGERPRINT_KEY)
+        except (OSError, ValueError):
+            saved = None
+        if saved is None or saved == fingerprint:  # a candidate (older checkpoints: maybe)
+            return
+    raise ResumeError(f"trainer.resume={resume}: no interrupted or crashed run of this "
+                      f"config has a checkpoint in {checkpoint_root(uri)}")
 
 
 def find_run(client, uri: str, experiment_name: str, resume: str, fingerprint: str) -> str:

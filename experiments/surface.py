@@ -18,6 +18,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+from experiments.cli import check_command_line
 from experiments.config import ConfigError
 from experiments.surfaces import register_schemas, validate
 
@@ -46,4 +47,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    check_command_line("surface", validate)
     main()

@@ -16,6 +16,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+from experiments.cli import EXIT_FAILED, EXIT_SIGINT, EXIT_SIGTERM, check_command_line, refuse
 from experiments.config import ConfigError, register_schemas, validate
 
 register_schemas()
@@ -50,7 +51,8 @@ def main(cfg: DictConfig) -> float:
     """Train; return the final validation loss (the value a sweeper minimises).
 
     A user's mistake (bad value, unreachable store, nothing to resume, dataset not
-    downloaded) ends with one line on stderr and exit code 2, before any run is created.
+    downloaded) ends with one line on stderr and exit code 2, before any run is created
+    (``experiments.cli`` has the table of exit codes).
     A diverged job ends its run FAILED; in a multirun the sweep goes on (the job returns
     inf), alone it exits 1. SIGINT/SIGTERM end the run KILLED with a checkpoint (exit 130
     or 143) and print how to resume.
@@ -58,32 +60,50 @@ def main(cfg: DictConfig) -> float:
     try:
         validate(cfg)
     except ConfigError as err:
-        _fail(f"Error in config: {err}", 2)
+        refuse(str(err))
+    # None of these import TensorFlow: a refusal before training stays fast.
     from experiments.data import DatasetUnavailable
     from experiments.pipeline import Stopped, run
     from experiments.resume import ResumeError
     from experiments.tracking import TrackingUnavailable
-    from experiments.trainer import Diverged
 
     sweep = _sweep_tags()
     try:
         return run(cfg, overrides=_overrides(), sweep=sweep)["val_loss"]
     except (ConfigError, ResumeError) as err:
-        _fail(f"Error in config: {err}", 2)
+        refuse(str(err))
     except (TrackingUnavailable, DatasetUnavailable) as err:
-        _fail(f"Error: {err}", 2)
-    except Diverged as err:
-        print(f"Diverged: {err}; the run is marked FAILED with the metrics up to that step.",
-              file=sys.stderr)
-        if sweep:
-            return float("inf")
-        sys.exit(1)
+        refuse(str(err), prefix="Error")
     except Stopped as err:
         kept = [o for o in _overrides() if not o.startswith("trainer.resume=")]
         again = " ".join([*kept, f"trainer.resume={err.run_id}"])
         _fail(f"Stopped by {err.signal_name} at step {err.step}; the run is KILLED with a "
               f"checkpoint. Continue it with: python -m experiments.train {again}",
-              130 if err.signal_name == "SIGINT" else 143)
+              EXIT_SIGINT if err.signal_name == "SIGINT" else EXIT_SIGTERM)
+    except Exception as err:
+        trainer = sys.modules.get("experiments.trainer")  # loaded once training started
+        if trainer is None or not isinstance(err, trainer.Diverged):
+            raise
+        print(f"Diverged: {err}; the run is marked FAILED with the metrics up to that step.",
+              file=sys.stderr)
+        if sweep:
+            return float("inf")
+        sys.exit(EXIT_FAILED)
+
+
+def _check(cfg: DictConfig) -> None:
+    """Everything ``main`` would refuse before training, for ``check_command_line``."""
+    from experiments.data import DatasetUnavailable
+    from experiments.pipeline import check_ready
+    from experiments.resume import ResumeError
+
+    validate(cfg)
+    try:
+        check_ready(cfg)
+    except DatasetUnavailable as err:
+        refuse(str(err), prefix="Error")
+    except ResumeError as err:
+        raise ConfigError(str(err)) from None
 
 
 HELP = """\
@@ -128,4 +148,5 @@ if __name__ == "__main__":
     if any(arg in ("--help", "-h") for arg in sys.argv[1:]):
         print(quick_help(), end="")
         sys.exit(0)
+    check_command_line("train", _check)
     main()

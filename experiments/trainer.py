@@ -110,7 +110,18 @@ class Trainer:
         # One trace for every chunk shape ([steps, batch] varies at epoch ends).
         self._chunk = tf.function(self._train_chunk, jit_compile=jit_compile,
                                   input_signature=[tf.TensorSpec([None, None], tf.int32)])
-        self._eval = tf.function(self._eval_batch, jit_compile=jit_compile, reduce_retracing=True)
+        # One trace for every evaluation batch (the validation and test splits and the last,
+        # shorter batch differ in length): without the signature each job traced it twice.
+        self._eval = tf.function(self._eval_batch, jit_compile=jit_compile, input_signature=[
+            tf.TensorSpec([None, *self.x.shape[1:]], self.x.dtype),
+            tf.TensorSpec([None], self.y.dtype)])
+        # Each function above is traced exactly once per Trainer, for its own model; a sweep
+        # that makes a Trainer per job in one process is not retracing, so TensorFlow's
+        # "frequent retracing" warning (counted per Python function, across instances)
+        # would be a false alarm there.
+        for function in (self._chunk, self._eval):
+            if hasattr(function, "_omit_frequent_tracing_warning"):
+                function._omit_frequent_tracing_warning = True
 
     # -- compiled parts -----------------------------------------------------------
     def _one_step(self, idx):

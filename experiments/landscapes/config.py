@@ -77,6 +77,7 @@ class OptimizerOverrides:
 class LandscapeAppSchema:
     landscape: Any = MISSING
     optimizers: List[str] = field(default_factory=list)  # options of conf/optimizer
+    schedule: Any = MISSING  # of every optimizer's learning rate (conf/schedule)
     steps: Optional[int] = None  # default: the landscape's own
     optimizer_overrides: OptimizerOverrides = field(default_factory=OptimizerOverrides)
     grid_points: int = 201  # grid search: points per axis (grid_points² evaluations)
@@ -159,6 +160,11 @@ def _positive(label, value):
 
 def validate(cfg: DictConfig) -> dict[str, dict]:
     """Refuse a composed landscape config with one line; return the optimizer configs."""
+    from experiments.config import check_schema_keys
+    from experiments.schedules import validate_schedule
+
+    check_schema_keys(cfg)
+    validate_schedule(cfg.schedule)
     ls = cfg.landscape
     if ls.name not in LANDSCAPES:
         raise ConfigError(f"landscape.name={ls.name!r} is not valid: choose one of "

@@ -136,7 +136,8 @@ def run(cfg: DictConfig, *, optimizers: dict[str, dict] | None = None,
         parent.log_params(tracking.flatten(config))
     status = "FAILED"
     try:
-        results = optimize(f, start, {label: build_optimizer(conf)
+        schedule = OmegaConf.to_container(cfg.schedule, resolve=True)
+        results = optimize(f, start, {label: build_optimizer(conf, schedule)
                                       for label, conf in optimizers.items()}, steps)
         results.append(greedy_search(f, start, ls.greedy_step,
                                      cfg.greedy_evaluations or steps + 1, cfg.seed))

@@ -1,0 +1,206 @@
+"""Every refused input of every command: exit code 2, one line naming the value, no
+traceback, no tracking store, and neither TensorFlow nor MLflow needed.
+
+All cases run in one child process in which ``import tensorflow`` fails, each through the
+command's real ``__main__`` (``runpy``), so a refusal that came only after TensorFlow was
+imported fails here. The CPU time of each refusal is measured (the wall-clock time on a
+shared machine says more about the other processes); ``python tests/test_refusals.py``
+prints the table with wall-clock times of whole processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TRAIN = [
+    # keys the schema does not have, added with + or ++ (Hydra itself accepts them)
+    (["+trainer.nope=1"], "trainer.nope is not a key of trainer"),
+    (["++trainer.epoch=50"], "(did you mean trainer.epochs?)"),
+    (["optimizer=momentum", "+optimizer.momentun=0.5"], "(did you mean optimizer.momentum?)"),
+    (["+optimizer.lr=0.3"], "optimizer.lr is not a key of optimizer"),
+    (["+foo=1"], "foo is not a key of"),
+    (["optimizer.nonsense=1"], "optimizer.nonsense is not a key of optimizer"),
+    # values
+    (["trainer.seed=-1"], "trainer.seed=-1 is out of range: it must be >= 0"),
+    (["trainer.seed=4294967296"], "it must be <= 4294967295"),
+    (["trainer.epochs=0"], "trainer.epochs=0 is out of range"),
+    (["optimizer.learning_rate=-0.1"], "optimizer.learning_rate=-0.1 is out of range"),
+    (["optimizer=keras_adam", "optimizer.bias_correction=false"], "no Keras counterpart"),
+    (["trainer.strategy=mirrored", "trainer.jit_compile=true"], "trainer.jit_compile=true"),
+    (["schedule=step", "schedule.factors=[1,0.1]"], "schedule.factors=[1.0, 0.1] must have "
+                                                    "one value more than"),
+    (["schedule=cosine", "schedule.alpha=2"], "schedule.alpha=2.0 is out of range"),
+    (["schedule=warmup", "schedule.warmup_steps=0"], "schedule.warmup_steps=0 is out of range"),
+    (["+schedule.decay_rate=0.5"], "schedule.decay_rate is not a key of schedule"),
+    (["schedule=linear"], "schedule=linear is not an option: choose one of constant, cosine"),
+    # Hydra's own refusals, in one line
+    (["optimizer=adamw"], "optimizer=adamw is not an option: choose one of adagrad, adam"),
+    (["dataset=imagenet"], "dataset=imagenet is not an option: choose one of"),
+    (["+experiment=nope"], "experiment=nope is not an option: choose one of"),
+    (["hydra/launcher=jobl"], "hydra/launcher=jobl is not an option: choose one of basic"),
+    (["trainer.epochs=ten"], "trainer.epochs=ten: Value 'ten' of type 'str' could not be "
+                             "converted to Integer"),
+    (["optimizer.learning_rate=null"], "is not Optional"),
+    (["~trainer.epochs"], "does not support deletion"),
+    (["trainer.epochs=[1"], "cannot read the override 'trainer.epochs=[1'"),
+    (["optimizer=adam,sgd"], "is a sweep: add -m (--multirun)"),
+    (["--foo"], "Error: unrecognized arguments: --foo"),
+    # every job of a sweep, the sweeper's search space included
+    (["-m", "optimizer=adam,adamw"], "optimizer=adamw is not an option"),
+    (["-m", "optimizer=momentum", "optimizer.momentum=0.5,1.5"],
+     "optimizer.momentum=1.5 is out of range"),
+    (["-m", "hparams_search=adam_optuna", "optimizer.beta_1=interval(0.5,1.0)"],
+     "optimizer.beta_1=1.0 is out of range"),
+    # what the store or the disk would refuse later
+    (["trainer.resume=true"], "trainer.resume=true: no interrupted or crashed run of this "
+                              "config has a checkpoint"),
+    (["trainer.resume=0123abcd"], "trainer.resume=0123abcd: no checkpoint of a run with "
+                                  "that id"),
+    (["trainer.resume=true", "tracking=off"], "trainer.resume needs tracking"),
+    (["dataset=mnist"], "Error: dataset 'mnist' is not available offline"),
+]
+
+LANDSCAPE = [
+    (["landscape=everest"], "landscape=everest is not an option: choose one of beale"),
+    (["-m", "landscape=saddle,everest"], "landscape=everest is not an option"),
+    (["optimizers=[adamw]"], "'adamw' is not an optimizer option"),
+    (["steps=0"], "steps=0 is out of range"),
+    (["+landscape.foo=1"], "landscape.foo is not a key of landscape"),
+    (["+optimizer_overrides.momentun=0.5"], "(did you mean optimizer_overrides.momentum?)"),
+    (["schedule=cosine", "schedule.alpha=3"], "schedule.alpha=3.0 is out of range"),
+]
+
+SURFACE = [
+    (["optimizers=[sgd,adamw]"], "adamw"),
+    (["+trainer.epoch=3"], "(did you mean trainer.epochs?)"),
+    (["grid_points=1"], "grid_points=1 is out of range"),
+]
+
+COMPARE = [
+    (["--band", "wide"], "Error: argument --band: invalid choice: 'wide'"),
+    (["--smooth", "two"], "Error: argument --smooth: invalid int value: 'two'"),
+    (["--smooth", "0"], "Error: --smooth must be at least 1, got 0"),
+    (["--target-loss", "nan"], "Error: --target-loss must be a finite number"),
+    (["--uri", "http://127.0.0.1:9"], "Error: the tracking server http://127.0.0.1:9 is not "
+                                      "reachable"),  # port 9: discard, closed
+]
+
+_DRIVER = r"""
+import contextlib, io, json, runpy, sys, time
+sys.modules["tensorflow"] = None  # importing TensorFlow now raises ImportError
+results = []
+for module, argv in json.load(sys.stdin):
+    err = io.StringIO()
+    sys.argv = [module, *argv]
+    wall, cpu = time.perf_counter(), time.process_time()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            runpy.run_module(module, run_name="__main__", alter_sys=True)
+            code = 0
+        except SystemExit as exit:
+            code = exit.code
+        except BaseException as error:
+            code = repr(error)
+    results.append({"code": code, "stderr": err.getvalue(),
+                    "wall_s": time.perf_counter() - wall, "cpu_s": time.process_time() - cpu,
+                    "mlflow": "mlflow" in sys.modules})
+print(json.dumps(results))
+"""
+
+
+def walk(cases, tmp_path):
+    """Run ``[(module, argv)]`` in one child process; return its results per case."""
+    (tmp_path / "keras").mkdir(exist_ok=True)  # an empty Keras cache: nothing downloaded
+    env = dict(os.environ, KERAS_HOME=str(tmp_path / "keras"), OPTLAB_PROGRESS="0")
+    env.pop("MLFLOW_TRACKING_URI", None)
+    result = subprocess.run([sys.executable, "-c", _DRIVER], input=json.dumps(cases),
+                            capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("refusals")
+    store = tmp / "store" / "mlflow.db"
+    cases = [("experiments.train", [*argv, f"tracking.uri=sqlite:///{store}"])
+             for argv, _ in TRAIN]
+    cases += [("experiments.landscape", [*argv, f"tracking.uri=sqlite:///{store}",
+                                         f"output_dir={tmp / 'out'}"]) for argv, _ in LANDSCAPE]
+    cases += [("experiments.surface", [*argv, f"tracking.uri=sqlite:///{store}",
+                                       f"output_dir={tmp / 'out'}"]) for argv, _ in SURFACE]
+    cases += [("experiments.compare", argv) for argv, _ in COMPARE]
+    results = walk(cases, tmp)
+    assert not store.parent.exists(), "a refused input must not create a tracking store"
+    assert not (tmp / "out").exists(), "nor write pictures"
+    return results
+
+
+ALL = TRAIN + LANDSCAPE + SURFACE + COMPARE
+
+
+@pytest.mark.parametrize("index", range(len(ALL)), ids=[" ".join(argv) for argv, _ in ALL])
+def test_refused_at_once_in_one_line(results, index):
+    fragment = ALL[index][1]
+    result = results[index]
+    assert result["code"] == 2, result
+    assert fragment in result["stderr"], result["stderr"]
+    assert result["stderr"].count("\n") == 1 and "Traceback" not in result["stderr"]
+    assert not result["mlflow"], "refused before MLflow was needed"
+    assert result["cpu_s"] < 1.5, result
+
+
+def _table():  # pragma: no cover - the report's numbers: python tests/test_refusals.py
+    import resource
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ, KERAS_HOME=tmp, OPTLAB_PROGRESS="0")
+        for module, argv in ([("experiments.train", a) for a, _ in TRAIN]
+                             + [("experiments.landscape", a) for a, _ in LANDSCAPE]
+                             + [("experiments.surface", a) for a, _ in SURFACE]
+                             + [("experiments.compare", a) for a, _ in COMPARE]):
+            extra = [] if module.endswith("compare") else [
+                f"tracking.uri=sqlite:///{tmp}/s/mlflow.db"]
+            start, cpu = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
+            r = subprocess.run([sys.executable, "-m", module, *argv, *extra], cwd=ROOT,
+                               env=env, capture_output=True, text=True)
+            used = resource.getrusage(resource.RUSAGE_CHILDREN)
+            print(f"| `{module.split('.')[1]} {' '.join(argv)}` | {r.returncode} | "
+                  f"{time.perf_counter() - start:.2f} | "
+                  f"{used.ru_utime + used.ru_stime - cpu.ru_utime - cpu.ru_stime:.2f} | "
+                  f"{r.stderr.strip()[:90]} |")
+
+
+if __name__ == "__main__":
+    _table()
+
+
+def test_resume_is_refused_from_the_checkpoints_alone(tmp_path):
+    """``trainer.resume=true`` is refused without the store only when no checkpoint can be
+    of this config; a checkpoint of the config (or an older one without a fingerprint)
+    leaves the decision to the store."""
+    from experiments import resume
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    folder = resume.checkpoint_dir(uri, "run1")
+    folder.mkdir(parents=True)
+    (folder / "model.keras").write_bytes(b"")
+    (folder / "progress.json").write_text(json.dumps({"step": 3, "config_hash": "other"}))
+    with pytest.raises(resume.ResumeError, match="no interrupted or crashed run of this config"):
+        resume.check_resumable(uri, "true", "mine")
+    resume.check_resumable(uri, "run1", "mine")  # named by id: the store compares configs
+    with pytest.raises(resume.ResumeError, match="no checkpoint of a run with that id"):
+        resume.check_resumable(uri, "run2", "mine")
+    for saved in ({"step": 3, "config_hash": "mine"}, {"step": 3}):
+        (folder / "progress.json").write_text(json.dumps(saved))
+        resume.check_resumable(uri, "true", "mine")
