@@ -21,6 +21,15 @@ from custom_optimizers._checks import check_hyperparameter
 # own norm clipping leaves norms up to ~1 eps above u (measured in float32 and float64).
 _CLIP_SLACK_ULPS = 4
 
+# A variable with at least this many elements has its element-wise update (a "kernel")
+# run as one XLA cluster when the training step itself is a graph without XLA: one pass
+# over memory instead of one per operation (Adam at 10M parameters: about half Keras's
+# time instead of 1.1x). Smaller variables keep the plain operations, whose per-call cost
+# is lower than an XLA launch. Eagerly, and inside a step XLA compiles anyway, the kernel
+# runs as plain operations (inside XLA they are fused all the same).
+FUSED_MIN_SIZE = 1 << 15
+_COMPILED_KERNELS: dict = {}
+
 
 def _learning_rate_argument(learning_rate):
     """Numbers are checked and made floats; schedules and callables pass unchanged."""
@@ -95,6 +104,27 @@ class LectureOptimizer(keras.optimizers.Optimizer):
         if self.clip_threshold is not None:
             gradient = clip_gradient(gradient, self.clip_threshold, self.clip_mode)
         return gradient
+
+    def _run_kernel(self, kernel, variable, slots, *tensors):
+        """``kernel(variable, *slots, *tensors)``: an update written once in ``keras.ops``.
+
+        ``kernel`` assigns to the ``tf.Variable``s it gets (the weights, then the slots);
+        ``tensors`` are the gradient and the scalars, as tensors of the variable's dtype so
+        that one compiled kernel serves every hyperparameter value. Whether it runs fused
+        (``FUSED_MIN_SIZE``) changes the speed, not the math: both paths are checked to agree.
+        """
+        variables = [v.value if isinstance(v, keras.Variable) else v for v in (variable, *slots)]
+        size = variables[0].shape.num_elements()
+        if not tf.executing_eagerly() and size is not None and size >= FUSED_MIN_SIZE:
+            compiled = _COMPILED_KERNELS.get(kernel)
+            if compiled is None:
+                compiled = _COMPILED_KERNELS[kernel] = tf.function(
+                    kernel, jit_compile=True, autograph=False)
+            kernel = compiled
+        dtype = variable.dtype
+        # A Python number straight to the dtype: ops.cast would round it to float32 first.
+        kernel(*variables, *(ops.cast(t, dtype) if hasattr(t, "dtype")
+                             else ops.convert_to_tensor(t, dtype=dtype) for t in tensors))
 
     def _step(self, variable):
         """The lecture's 1-based step number t, as the variable's dtype."""

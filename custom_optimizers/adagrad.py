@@ -45,13 +45,7 @@ class AdaGrad(AdaptiveLectureOptimizer):
         lr = ops.cast(learning_rate, variable.dtype)
         gradient = self._prepare_gradient(gradient, variable)
         r = self.accumulators[self._get_variable_index(variable)]
-        self.assign_add(r, ops.square(gradient))
-        # divide_no_nan: with δ = 0 a weight whose gradients were all zero would get 0/0;
-        # its step is 0 (the limit), as every weight whose r is 0 has g = 0.
-        self.assign_sub(
-            variable,
-            ops.divide_no_nan(ops.multiply(gradient, lr), ops.add(ops.sqrt(r), self.epsilon)),
-        )
+        self._run_kernel(_adagrad_kernel, variable, (r,), gradient, lr, self.epsilon)
 
     def effective_learning_rates(self):
         lr = self._get_current_learning_rate()
@@ -63,3 +57,11 @@ class AdaGrad(AdaptiveLectureOptimizer):
         config = super().get_config()
         config.update({"epsilon": self.epsilon})
         return config
+
+
+def _adagrad_kernel(w, r, g, lr, delta):
+    """One AdaGrad update of ``w`` and its sum ``r`` (see ``AdaGrad.update_step``)."""
+    r.assign_add(ops.square(g))
+    # divide_no_nan: with δ = 0 a weight whose gradients were all zero would get 0/0;
+    # its step is 0 (the limit), as every weight whose r is 0 has g = 0.
+    w.assign_sub(ops.divide_no_nan(ops.multiply(g, lr), ops.add(ops.sqrt(r), delta)))

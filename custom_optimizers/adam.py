@@ -73,23 +73,12 @@ class Adam(AdaptiveLectureOptimizer):
         v = self.momentums[self._get_variable_index(variable)]
         r = self.velocities[self._get_variable_index(variable)]
         first, second = self._corrections(variable.dtype)
-        # The slide's moving averages b*v + (1-b)*g, not Keras's v += (1-b)*(g - v), which
-        # loses a small new average to cancellation when b is small and |g| << |v|.
-        self.assign(v, ops.add(ops.multiply(v, self.beta_1),
-                               ops.multiply(gradient, 1.0 - self.beta_1)))
-        self.assign(r, ops.add(ops.multiply(r, self.beta_2),
-                               ops.multiply(ops.square(gradient), 1.0 - self.beta_2)))
         # ε/(δ + sqrt(r/c2)) * v/c1 with the scalar corrections folded out of the
         # per-weight work, numerator and denominator times sqrt(c2) = 1/second:
-        # (ε*sqrt(c2)/c1) * v / (sqrt(r) + δ*sqrt(c2)), as many passes as Keras's Adam.
-        self.assign_sub(
-            variable,
-            # divide_no_nan: 0/0 only where r = 0, hence v = 0: the step is 0 (δ = 0 allowed).
-            ops.divide_no_nan(
-                ops.multiply(v, lr * first / second),
-                ops.add(ops.sqrt(r), self.epsilon / second),
-            ),
-        )
+        # (ε*sqrt(c2)/c1) * v / (sqrt(r) + δ*sqrt(c2)).
+        self._run_kernel(_adam_kernel, variable, (v, r), gradient,
+                         self.beta_1, 1.0 - self.beta_1, self.beta_2, 1.0 - self.beta_2,
+                         lr * first / second, self.epsilon / second)
 
     def effective_learning_rates(self):
         """``ε / (δ + sqrt(r̂_j))``: the factor the corrected first moment v̂ is scaled by."""
@@ -112,3 +101,13 @@ class Adam(AdaptiveLectureOptimizer):
             "bias_correction": self.bias_correction,
         })
         return config
+
+
+def _adam_kernel(w, v, r, g, b1, one_minus_b1, b2, one_minus_b2, step_scale, delta):
+    """One Adam update of ``w`` and its moments ``v``, ``r`` (see ``Adam.update_step``)."""
+    # The slide's moving averages b*v + (1-b)*g, not Keras's v += (1-b)*(g - v), which
+    # loses a small new average to cancellation when b is small and |g| << |v|.
+    v.assign(ops.add(ops.multiply(v, b1), ops.multiply(g, one_minus_b1)))
+    r.assign(ops.add(ops.multiply(r, b2), ops.multiply(ops.square(g), one_minus_b2)))
+    # divide_no_nan: 0/0 only where r = 0, hence v = 0: the step is 0 (δ = 0 allowed).
+    w.assign_sub(ops.divide_no_nan(ops.multiply(v, step_scale), ops.add(ops.sqrt(r), delta)))

@@ -47,16 +47,8 @@ class RMSProp(AdaptiveLectureOptimizer):
         lr = ops.cast(learning_rate, variable.dtype)
         gradient = self._prepare_gradient(gradient, variable)
         r = self.velocities[self._get_variable_index(variable)]
-        # r = rho*r + (1-rho)*g², as on the slide (and as Keras's RMSprop computes it): the
-        # shorter r += (1-rho)*(g² - r) loses r's small values to cancellation when rho is
-        # small and g² << r.
-        self.assign(r, ops.add(ops.multiply(r, self.rho),
-                               ops.multiply(ops.square(gradient), 1.0 - self.rho)))
-        # divide_no_nan: 0/0 only where r = 0, i.e. every gradient so far was 0: step 0.
-        self.assign_sub(
-            variable,
-            ops.divide_no_nan(ops.multiply(gradient, lr), ops.add(ops.sqrt(r), self.epsilon)),
-        )
+        self._run_kernel(_rmsprop_kernel, variable, (r,), gradient, lr, self.rho,
+                         1.0 - self.rho, self.epsilon)
 
     def effective_learning_rates(self):
         lr = self._get_current_learning_rate()
@@ -66,3 +58,13 @@ class RMSProp(AdaptiveLectureOptimizer):
         config = super().get_config()
         config.update({"rho": self.rho, "epsilon": self.epsilon})
         return config
+
+
+def _rmsprop_kernel(w, r, g, lr, rho, one_minus_rho, delta):
+    """One RMSProp update of ``w`` and its average ``r`` (see ``RMSProp.update_step``)."""
+    # r = rho*r + (1-rho)*g², as on the slide (and as Keras's RMSprop computes it): the
+    # shorter r += (1-rho)*(g² - r) loses r's small values to cancellation when rho is
+    # small and g² << r.
+    r.assign(ops.add(ops.multiply(r, rho), ops.multiply(ops.square(g), one_minus_rho)))
+    # divide_no_nan: 0/0 only where r = 0, i.e. every gradient so far was 0: step 0.
+    w.assign_sub(ops.divide_no_nan(ops.multiply(g, lr), ops.add(ops.sqrt(r), delta)))

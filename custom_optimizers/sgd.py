@@ -44,4 +44,8 @@ class SGD(LectureOptimizer):
             )
             return
         gradient = self._prepare_gradient(gradient, variable)
-        self.assign_sub(variable, ops.multiply(gradient, lr))
+        # W -= lr*g in TensorFlow's fused kernel (XLA has it too): one pass over memory
+        # where multiply-then-assign_sub takes two.
+        tf.raw_ops.ResourceApplyGradientDescent(
+            var=(variable.value if isinstance(variable, keras.Variable) else variable).handle,
+            alpha=lr, delta=gradient)

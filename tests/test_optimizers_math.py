@@ -136,6 +136,33 @@ def test_eager_and_graph_agree(optimizer_case):
     assert_weights_close(eager, graph, 1e-14, 1e-14)
 
 
+def test_fused_kernel_and_xla_paths_agree(adaptive_optimizer_case, monkeypatch):
+    """The three ways an adaptive rule's update can run give the same weights: plain ops
+    in a graph, the update alone as one XLA cluster (what large variables get, forced here
+    for small ones) and the whole step under XLA; in float64 to rounding, and all three
+    follow the reference."""
+    from custom_optimizers import _base
+
+    dtype = "float64"
+    init, grads = random_problem(dtype, steps=8, seed=5, shapes=[(4, 5), (3,)])
+    runs = {}
+    for path, min_size, jit in [("plain", 2**62, False), ("fused", 0, False), ("xla", 0, True)]:
+        monkeypatch.setattr(_base, "FUSED_MIN_SIZE", min_size)
+        optimizer = adaptive_optimizer_case.make(clip_threshold=4.0)
+        variables = [keras.Variable(w) for w in init]
+        optimizer.build(variables)
+        step = tf.function(lambda g: optimizer.apply_gradients(zip(g, variables)),
+                           jit_compile=jit)
+        for step_grads in grads:
+            step([tf.constant(g) for g in step_grads])
+        runs[path] = [v.numpy() for v in variables]
+    assert_weights_close(runs["fused"], runs["plain"], 1e-14, 1e-14)
+    assert_weights_close(runs["xla"], runs["plain"], 1e-14, 1e-14)
+    rtol, atol = TOLERANCE[dtype]
+    reference_run = adaptive_optimizer_case.reference(clip_threshold=4.0)
+    assert_weights_close(runs["fused"], run_reference(reference_run, init, grads), rtol, atol)
+
+
 # ------------------------------------------------------------------ one step by hand
 
 W0 = [1.0, -2.0]
