@@ -181,7 +181,7 @@ class TrackedHooks:
     def on_epoch(self, epoch, step, metrics):
         if step > self.logged_epoch_step:
             self.logger.log_metrics({**metrics, "epoch": epoch + 1}, step)
-        self.logger.flush()
+        self.logger.flush(force=False)  # if a few seconds have passed
 
     def on_epoch_end(self, progress):
         if self.every is not None and time.monotonic() - self.last_checkpoint >= self.every:

@@ -175,6 +175,38 @@ def test_log_every_n_steps_thins_step_metrics(store, capsys):
                and f"val_loss={val_loss:.4g} " in line for line in progress), progress
 
 
+def test_bulk_stored_metrics_equal_log_batch(store):
+    """RunLogger stores older rows in bulk: the store then holds exactly what MLflow's
+    log_batch stores (values, steps, timestamps, infinities, latest values), and rows
+    logged a second time (a resumed run) are skipped, not an error."""
+    from mlflow.entities import Metric
+
+    from experiments.tracking import RunLogger
+
+    rows = [({"loss": 1.0 / s, "grad_norm": float("inf") if s == 2 else s * 0.5}, s)
+            for s in range(1, 8)]
+    logger = RunLogger.start(store, "bulk", "bulk", tags={})
+    logger.flush_at = 5  # several flushes while the writer may still be busy
+    for metrics, step in rows:
+        logger.log_metrics(metrics, step, timestamp_ms=1000 + step)
+    logger.wait()
+    for metrics, step in rows[2:4]:  # already stored: refused in bulk, skipped by log_batch
+        logger.log_metrics(metrics, step, timestamp_ms=1000 + step)
+    logger.end()
+    plain = RunLogger.start(store, "bulk", "plain", tags={})
+    plain.client.log_batch(plain.run_id, metrics=[
+        Metric(k, v, 1000 + step, step) for metrics, step in rows for k, v in metrics.items()])
+    plain.end()
+    c = client(store)
+    for key in ("loss", "grad_norm"):
+        ours, theirs = (sorted((m.step, m.timestamp, m.value) for m in
+                               c.get_metric_history(run_id, key))
+                        for run_id in (logger.run_id, plain.run_id))
+        assert ours == theirs and len(ours) == 7
+    assert c.get_run(logger.run_id).data.metrics == c.get_run(plain.run_id).data.metrics
+    assert c.get_run(logger.run_id).data.metrics["loss"] == pytest.approx(1 / 7)
+
+
 def test_sgd_has_no_effective_learning_rate(store):
     _, result = _train(store, "optimizer=sgd", "trainer.max_steps=3")
     metrics = client(store).get_run(result["run_id"]).data.metrics
