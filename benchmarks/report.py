@@ -6,7 +6,8 @@ Usage::
 
 The section sits between ``<!-- benchmarks:start -->`` and ``<!-- benchmarks:end -->``
 in README.md; it gets the machine, the date and one table per benchmark
-(``benchmarks.optimizer_step``, ``benchmarks.training``, ``benchmarks.startup``).
+(``benchmarks.optimizer_step``, ``benchmarks.training`` on the default job and on the
+MNIST-1D CNN, ``benchmarks.startup``).
 """
 
 from __future__ import annotations
@@ -27,16 +28,24 @@ def section(quick: bool) -> str:
     step = re.sub(r"^# (.*)$", r"*\1*", optimizer_step.main(["--quick"] if quick else []),
                   flags=re.M)
     train = training.main(["--epochs", "2", "--repeats", "3"] if quick else [])
+    cnn_job = ["dataset=mnist1d", "model=mnist1d_cnn"]
+    train_cnn = training.main(["--epochs", "1", "--repeats", "3" if quick else "5", *cnn_job])
     start = startup.main(["--repeats", "1" if quick else "3"])
     today = datetime.date.today().isoformat()
+    load = optimizer_step._load_average()
     return "\n\n".join([
         START,
         f"Measured {today} with `python -m benchmarks.report`"
-        f"{' --quick' if quick else ''} (the machine is described in the first table).",
+        f"{' --quick' if quick else ''} (the machine is described in the first table; "
+        f"load average at the end {load}: on a shared machine the spread columns say how "
+        "far to trust a median).",
         "**One optimizer step** (`python -m benchmarks.optimizer_step`):",
         step.strip(),
         "**Training throughput**, default experiment (`python -m benchmarks.training`):",
         train.strip(),
+        f"**Training throughput**, MNIST-1D CNN (`python -m benchmarks.training --epochs 1 "
+        f"{' '.join(cnn_job)}`):",
+        train_cnn.strip(),
         "**Start-up** (`python -m benchmarks.startup`):",
         start.strip(),
         END,

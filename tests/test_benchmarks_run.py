@@ -9,11 +9,15 @@ from benchmarks import startup, training
 
 def test_training_benchmark_reports_all_paths():
     rows = training.measure(epochs=1, repeats=1)
-    assert [r[0] for r in rows] == ["fit", "product, no tracking", "product, tracked"]
-    for _, rate, ratio, low, high in rows:
+    assert [r[0] for r in rows] == [
+        "fit", "fit, equal settings", "product, no tracking",
+        "product, no tracking, jit_compile=true", "product, tracked",
+        "product, tracked / product, no tracking"]
+    for _, rate, ratio, low, high in rows[:-1]:
         assert math.isfinite(rate) and rate > 0
         assert low <= ratio <= high
-    assert rows[0][2] == 1.0
+    assert rows[1][2] == 1.0  # the baseline: fit with the product's settings
+    assert rows[-1][1] is None and rows[-1][2] == rows[4][1] / rows[2][1]
     assert "| product, tracked |" in training.table(rows)
 
 
