@@ -4,10 +4,11 @@ Usage::
 
     python -m benchmarks.optimizer_step [--sizes 1000000 10000000] [--repeats N] [--quick]
 
-For each of the six lecture rules, the custom optimizer and the Keras built-in that
-``experiments.optim.keras_arguments`` translates the same lecture hyperparameters into
-apply the same fixed float32 gradients to float32 parameters (``size`` elements split over
-a few tensors) inside ``tf.function``, once without and once with ``jit_compile=True``.
+For each rule of the registry (``custom_optimizers.rules``) with a Keras twin, the custom
+optimizer and the Keras built-in that ``experiments.optim.keras_arguments`` translates the
+same lecture hyperparameters into apply the same fixed float32 gradients to float32
+parameters (``size`` elements split over a few tensors) inside ``tf.function``, once without
+and once with ``jit_compile=True``.
 
 Machines here are shared and noisy, so every comparison is measured side by side in one
 process: both optimizers (and a NumPy copy of the same traffic) are warmed up, then timed
@@ -37,6 +38,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from experiments import markdown, registry
+
 DEFAULT_SIZES = (1_000_000, 10_000_000)
 DEFAULT_REPEATS = 21
 QUICK_REPEATS = 7
@@ -45,27 +48,26 @@ MIN_SAMPLE_SECONDS = 0.03
 ROUNDS = 3
 WARMUP_STEPS = 3
 
-RULES = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
+RULES = tuple(rule.name for rule in registry.rules() if rule.keras is not None)
 
-# The lecture's hyperparameters (symbols as in shared/docs/formulas.md); the learning
-# rates are powers of two so float32 holds them exactly.
+
+def _power_of_two(x: float) -> float:
+    return 2.0 ** round(math.log2(x))
+
+
+# Each rule's default hyperparameters (custom_optimizers/rules, symbols as in
+# docs/formulas.md), the learning rate rounded to a power of two so float32 holds it exactly.
 LECTURE_HYPERPARAMETERS = {
-    "sgd": {"learning_rate": 0.0078125},
-    "momentum": {"learning_rate": 0.0078125, "momentum": 0.9},
-    "nesterov": {"learning_rate": 0.0078125, "momentum": 0.9},
-    "adagrad": {"learning_rate": 0.0078125, "epsilon": 1e-7},
-    "rmsprop": {"learning_rate": 0.0009765625, "rho": 0.9, "epsilon": 1e-7},
-    "adam": {"learning_rate": 0.0009765625, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7},
+    rule.name: {**rule.defaults(), "learning_rate": _power_of_two(rule.learning_rate)}
+    for rule in registry.rules() if rule.name in RULES
 }
 
-# Arrays each rule must read and write once per parameter and step (g: the gradient).
+# Arrays each rule must read and write once per parameter and step (g: the gradient; the
+# rule's state as its NumPy reference names it).
 TRAFFIC = {
-    "sgd": ("g w", "w"),
-    "momentum": ("g w v", "w v"),
-    "nesterov": ("g w v", "w v"),
-    "adagrad": ("g w r", "w r"),
-    "rmsprop": ("g w r", "w r"),
-    "adam": ("g w m v", "w m v"),
+    rule.name: (" ".join(("g", "w", *rule.reference.state_names)),
+                " ".join(("w", *rule.reference.state_names)))
+    for rule in registry.rules() if rule.name in RULES
 }
 FLOAT32_BYTES = 4
 
@@ -77,7 +79,7 @@ def bytes_per_parameter(rule: str) -> int:
 
 
 def traffic_label(rule: str) -> str:
-    """E.g. ``g,w,m,v → w,m,v = 7×4``: arrays read → arrays written, times float32 bytes."""
+    """E.g. ``g,w,v,r → w,v,r = 7×4``: arrays read → arrays written, times float32 bytes."""
     reads, writes = TRAFFIC[rule]
     n = len(reads.split()) + len(writes.split())
     return f"{','.join(reads.split())} → {','.join(writes.split())} = {n}×4"
@@ -336,23 +338,21 @@ def format_table(rows: Sequence[Row], info: dict | None = None, repeats: int | N
             "copy = `np.copyto` of an array of that many bytes, counted as read + write",
             "",
         ]
-    lines += [
-        "| params | rule | XLA | bytes/param (read → written) | custom ms | built-in ms "
-        "| custom/built-in [IQR] (min–max) | best | custom GB/s | built-in GB/s | copy GB/s "
-        "| custom % copy | built-in % copy |",
-        "|---|---|---|---|--:|--:|---|--:|--:|--:|--:|--:|--:|",
+    header = ["params", "rule", "XLA", "bytes/param (read → written)", "custom ms",
+              "built-in ms", "custom/built-in [IQR] (min–max)", "best", "custom GB/s",
+              "built-in GB/s", "copy GB/s", "custom % copy", "built-in % copy"]
+    body = [
+        [_size_label(r.size), r.rule, "yes" if r.xla else "no",
+         f"{traffic_label(r.rule)} = {r.bytes_per_param}", f"{r.custom_ms:.3f}",
+         f"{r.keras_ms:.3f}",
+         f"{r.ratio:.3f} [{r.ratio_q1:.3f}–{r.ratio_q3:.3f}] "
+         f"({r.ratio_min:.3f}–{r.ratio_max:.3f})",
+         f"{r.best_ratio:.3f}", f"{r.custom_gbps:.2f}", f"{r.keras_gbps:.2f}",
+         f"{r.copy_gbps:.2f}", f"{100 * r.custom_copy_fraction:.0f}%",
+         f"{100 * r.keras_copy_fraction:.0f}%"]
+        for r in rows
     ]
-    for r in rows:
-        lines.append(
-            f"| {_size_label(r.size)} | {r.rule} | {'yes' if r.xla else 'no'} "
-            f"| {traffic_label(r.rule)} = {r.bytes_per_param} "
-            f"| {r.custom_ms:.3f} | {r.keras_ms:.3f} "
-            f"| {r.ratio:.3f} [{r.ratio_q1:.3f}–{r.ratio_q3:.3f}] "
-            f"({r.ratio_min:.3f}–{r.ratio_max:.3f}) | {r.best_ratio:.3f} "
-            f"| {r.custom_gbps:.2f} | {r.keras_gbps:.2f} | {r.copy_gbps:.2f} "
-            f"| {100 * r.custom_copy_fraction:.0f}% | {100 * r.keras_copy_fraction:.0f}% |"
-        )
-    return "\n".join(lines)
+    return "\n".join(lines + [markdown.table(header, body, "llllrrlrrrrrr")])
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -370,7 +370,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="fresh optimizer pairs the repeats are spread over "
                         f"(default {ROUNDS})")
     parser.add_argument("--rules", nargs="+", choices=RULES, default=list(RULES),
-                        help="rules to compare (default: all six)")
+                        help="rules to compare (default: all)")
     parser.add_argument("--quick", action="store_true",
                         help=f"only {_size_label(DEFAULT_SIZES[0])} parameters and "
                         f"{QUICK_REPEATS} repeats unless --sizes/--repeats say otherwise")

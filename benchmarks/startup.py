@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from experiments import markdown
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -57,9 +59,8 @@ def measure(repeats: int = 3, include_run: bool = True):
 
 
 def table(rows) -> str:
-    lines = ["| command | wall time (median, s) |", "|---|---|"]
-    lines += [f"| `{name}` | {seconds:.2f} |" for name, seconds in rows]
-    return "\n".join(lines)
+    return markdown.table(["command", "wall time (median, s)"],
+                          [(f"`{name}`", f"{seconds:.2f}") for name, seconds in rows])
 
 
 def main(argv=None):

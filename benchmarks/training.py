@@ -34,6 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from experiments import markdown
+
 BATCH = 32
 
 
@@ -149,12 +151,11 @@ def measure(epochs: int = 5, repeats: int = 5, overrides=()):
 
 
 def table(rows) -> str:
-    lines = ["| path | samples/s (median) | ratio to fit at equal settings (median) "
-             "| ratio min–max |",
-             "|---|--:|--:|---|"]
-    lines += [f"| {n} | {'' if v is None else f'{v:,.0f}'} | {r:.2f} | {lo:.2f}–{hi:.2f} |"
-              for n, v, r, lo, hi in rows]
-    return "\n".join(lines)
+    return markdown.table(
+        ["path", "samples/s (median)", "ratio to fit at equal settings (median)",
+         "ratio min–max"],
+        [(n, "" if v is None else f"{v:,.0f}", f"{r:.2f}", f"{lo:.2f}–{hi:.2f}")
+         for n, v, r, lo, hi in rows], "lrrl")
 
 
 def main(argv=None):

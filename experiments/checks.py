@@ -1,4 +1,4 @@
-"""Small argument checks shared by the data and model layers (no heavy imports)."""
+"""Small argument checks shared by the config, data and model layers (no heavy imports)."""
 
 from __future__ import annotations
 
@@ -28,3 +28,20 @@ def reject_unknown(params: Mapping[str, Any], schema: type, what: str) -> list[s
             f"valid parameters: {', '.join(valid)}"
         )
     return valid
+
+
+def check_range(label: str, value: Any, *, low=None, high=None, low_open: bool = False,
+                high_open: bool = False) -> Any:
+    """``value`` when it lies in the interval (None for an unbounded side), else a one-line
+    ``ValueError``: ``label=value is out of range: valid values are in [low, high)``, the
+    same words as the optimizers' hyperparameter checks. ``None`` (unset) passes."""
+    if value is None:
+        return None
+    above = low is None or (value > low if low_open else value >= low)
+    below = high is None or (value < high if high_open else value <= high)
+    if not (above and below):
+        from experiments.registry import tf_free_import
+
+        interval = tf_free_import("rules").interval(low, high, low_open, high_open)
+        raise ValueError(f"{label}={value!r} is out of range: valid values are in {interval}")
+    return value

@@ -38,14 +38,13 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from experiments import tracking
+from experiments import markdown, registry, tracking
 from experiments.cli import EXIT_BAD_INPUT, EXIT_FAILED
+from experiments.plotting import pyplot, rule_style
+from experiments.run_status import ended_run
 
 RUN_TYPE_TAG = "run_type"
 COMPARISON = "comparison"
-RULE_ORDER = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
-NON_ADAPTIVE = RULE_ORDER[:3]
-KERAS_PREFIX = "keras_"
 HISTORY_THREADS = 8
 NOTE_CHARS = 7900  # the run description (a tag: MLflow keeps 8000 characters)
 EXIT_NO_RUNS = EXIT_FAILED  # experiments.cli's table of exit codes
@@ -293,10 +292,18 @@ def summarize_run(client, run, target_metric: str, target: float, smooth: int) -
 # ------------------------------------------------------------------------------- groups
 
 
-def _rule_rank(optimizer: str) -> tuple:
-    rule = optimizer[len(KERAS_PREFIX):] if optimizer.startswith(KERAS_PREFIX) else optimizer
-    rank = RULE_ORDER.index(rule) if rule in RULE_ORDER else len(RULE_ORDER)
-    return rank, rule, optimizer.startswith(KERAS_PREFIX)
+def _identity(summary: RunSummary) -> tuple[str, bool]:
+    """(rule, is the Keras twin) of a run, from its ``optimizer_rule`` and
+    ``implementation`` tags (a run without them counts as a custom optimizer)."""
+    rule = summary.tags.get("optimizer_rule") or summary.tags.get("optimizer", "")
+    return rule, summary.tags.get("implementation") == "keras"
+
+
+def _rule_rank(identity: tuple[str, bool]) -> tuple:
+    """Sort key: the registry's order of rules (unknown ones last), custom before Keras."""
+    order = registry.rule_names()
+    rule, keras = identity
+    return order.index(rule) if rule in order else len(order), rule, keras
 
 
 def _lookup(summary: RunSummary, key: str) -> str:
@@ -377,7 +384,9 @@ def group_runs(summaries: Iterable[RunSummary], keys: Sequence[str]
 def build_rows(summaries: Sequence[RunSummary], keys: Sequence[str],
                cols: Sequence[Column]) -> list[Row]:
     groups = group_runs(summaries, keys)
-    order = sorted(groups, key=lambda g: (g[1:], _rule_rank(g[0])))
+    identity = {g: _identity(members[0]) for g, members in groups.items()}
+    order = sorted(groups, key=lambda g: (g[1:], _rule_rank(identity[g])))
+    keras_twins = {(identity[g][0], g[1:]): g for g in groups if identity[g][1]}
     rows, done = [], set()
     for g in order:
         if g in done:
@@ -385,8 +394,8 @@ def build_rows(summaries: Sequence[RunSummary], keys: Sequence[str],
         done.add(g)
         row = _group_row(g, keys, groups[g], cols)
         rows.append(row)
-        twin = (KERAS_PREFIX + g[0],) + g[1:]
-        if not g[0].startswith(KERAS_PREFIX) and twin in groups:
+        twin = keras_twins.get((identity[g][0], g[1:]))
+        if not identity[g][1] and twin is not None:
             done.add(twin)
             keras_row = _group_row(twin, keys, groups[twin], cols)
             rows += [keras_row, _difference_row(row, keras_row, groups[g], groups[twin], cols)]
@@ -409,9 +418,9 @@ def varying_params(summaries: Sequence[RunSummary], keys: Sequence[str]) -> dict
 
 
 def _non_adaptive(s: RunSummary) -> bool:
-    """SGD, momentum and Nesterov log no effective learning rate, by design."""
-    return s.tags.get("optimizer_rule", _rule_rank(s.tags.get("optimizer", ""))[1]) \
-        in NON_ADAPTIVE
+    """A rule that is not adaptive (SGD, momentum, ...) logs no effective learning rate."""
+    rule = _identity(s)[0]
+    return rule in registry.rule_names() and not registry.rule(rule).adaptive
 
 
 def missing_messages(summaries: Sequence[RunSummary], cols: Sequence[Column]) -> list[str]:
@@ -466,10 +475,7 @@ def text_table(header, body) -> str:
 
 
 def markdown_table(header, body) -> str:
-    esc = lambda c: str(c).replace("|", "\\|")
-    lines = ["| " + " | ".join(map(esc, header)) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(map(esc, b)) + " |" for b in body]
-    return "\n".join(lines)
+    return markdown.table(header, body)
 
 
 def write_csv(path: Path, rows: Sequence[Row], keys: Sequence[str], cols: Sequence[Column]):
@@ -523,28 +529,14 @@ PLOTS = {
 }
 
 
-def _style(label: str, palette: dict) -> dict:
-    optimizer = label.split(" ", 1)[0]
-    rule = _rule_rank(optimizer)[1]
-    if rule not in palette:
-        palette[rule] = f"C{len(palette) % 10}"
-    return {"color": palette[rule],
-            "linestyle": "--" if optimizer.startswith(KERAS_PREFIX) else "-"}
-
-
 def make_plots(summaries: Sequence[RunSummary], keys: Sequence[str], out: Path, band: str,
                smooth: int, subtitle: str) -> tuple[list[Path], list[str]]:
     """The PNGs written, and a line for each plot that had no data."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     ordered = sorted((s for s in summaries if s.finished),
                      key=lambda s: (tuple(_lookup(s, k) for k in keys[1:]),
-                                    _rule_rank(_lookup(s, "optimizer"))))
+                                    _rule_rank(_identity(s))))
     groups = {" ".join(g): members for g, members in group_runs(ordered, keys).items()}
-    palette: dict = {}
     written, skipped = [], []
     band_text = "min–max" if band == "minmax" else "± std"
     for filename, (title, xlabel, panels) in PLOTS.items():
@@ -559,8 +551,8 @@ def make_plots(summaries: Sequence[RunSummary], keys: Sequence[str], out: Path, 
                 if not curves:
                     continue
                 x, mean, lo, hi = aggregate(curves, band)
-                style = _style(label, palette)
-                ax.plot(x, mean, lw=1.2, label=f"{label} (n={len(curves)})", **style)
+                style = {**rule_style(*_identity(members[0])), "linewidth": 1.2}
+                ax.plot(x, mean, label=f"{label} (n={len(curves)})", **style)
                 ax.fill_between(x, lo, hi, color=style["color"], alpha=0.12, lw=0)
             if panel.log:
                 ax.set_yscale("log")
@@ -678,7 +670,7 @@ def _log_comparison(uri, sel, result, n_runs, target_loss, target_metric, smooth
             "compare.runs": n_runs, "mlflow.note.content": result.markdown[:NOTE_CHARS]}
     logger = tracking.RunLogger.start(
         uri, sel.experiment, f"compare-{datetime.now().strftime('%Y%m%d-%H%M%S')}", tags=tags)
-    try:
+    with ended_run(logger):
         logger.log_params({"target_loss": target_loss, "target_metric": target_metric,
                            "smooth": smooth, "band": band, "group_by": ",".join(group_by),
                            "sweep": sel.sweep or "", "dataset": sel.dataset or "",
@@ -687,10 +679,6 @@ def _log_comparison(uri, sel, result, n_runs, target_loss, target_metric, smooth
         logger.log_artifacts([result.csv_path, result.markdown_path])
         if result.plots:
             logger.log_artifacts(result.plots, "plots")
-    except BaseException:
-        logger.end("FAILED")
-        raise
-    logger.end()
     return logger.run_id
 
 

@@ -17,7 +17,7 @@ from typing import Any, Dict, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from experiments import registry
+from experiments import checks, registry
 
 IMPLEMENTATIONS = ("custom", "keras")
 STRATEGIES = ("default", "mirrored", "multi_worker")
@@ -120,8 +120,43 @@ def _with_name(cls, name, schema_name):
     return dataclasses.make_dataclass(schema_name, [("name", str, field(default=name))] + extra)
 
 
+def search_space_override(dim) -> str:
+    """A rule's ``SearchDim`` in the Optuna sweeper's grammar.
+
+    The sweeper has no ``1 - value`` log scale: a ``log1m`` dimension (a decay close to 1)
+    is searched uniformly over the same values.
+    """
+    low, high = (float(v) for v in dim.value_range())
+    interval = f"interval({low!r}, {high!r})"
+    return f"tag(log, {interval})" if dim.scale == "log" else interval
+
+
+def search_preset(rule) -> dict:
+    """The ``hparams_search=<rule>_optuna`` preset: Hydra's Optuna sweeper (TPE, seeded) over
+    the rule's search space (``Rule.search_space``), on ``optimizer=<rule>``; override
+    ``optimizer=keras_<rule>`` to search its Keras twin with the same space."""
+    name = f"{rule.name}_optuna"
+    return {
+        "defaults": [{"override /optimizer": rule.name},
+                     {"override /hydra/sweeper": "optuna"},
+                     {"override /hydra/sweeper/sampler": "tpe"}],
+        "tracking": {"tags": {"search": name}},
+        "hydra": {"sweeper": {
+            "direction": "minimize",
+            "study_name": rule.name,
+            "storage": None,  # in memory: the trials themselves are kept in MLflow
+            "n_trials": 20,
+            "n_jobs": 1,  # trials asked per batch; > 1 pays off with hydra/launcher=joblib
+            "sampler": {"seed": 0, "n_startup_trials": 5},
+            "params": {f"optimizer.{key}": search_space_override(dim)
+                       for key, dim in rule.search_space.items()},
+        }},
+    }
+
+
 def register_schemas() -> None:
-    """Put every schema in Hydra's ConfigStore under ``schema/<group>/<option>``."""
+    """Put every schema in Hydra's ConfigStore under ``schema/<group>/<option>``, and the
+    Optuna presets under ``hparams_search/<rule>_optuna``."""
     from experiments import data, models, schedules
 
     schedules.register_schemas()
@@ -129,6 +164,9 @@ def register_schemas() -> None:
     cs.store(name="train_schema", node=TrainSchema)
     for name, schema in OPTIMIZER_SCHEMAS.items():
         cs.store(group="schema/optimizer", name=name, node=schema)
+    for rule in registry.rules():
+        cs.store(group="hparams_search", name=f"{rule.name}_optuna", node=search_preset(rule),
+                 package="_global_")
     for name in data.DATASETS:
         cs.store(group="schema/dataset", name=name,
                  node=_with_name(data.DatasetParams, name, f"{name}_dataset"))
@@ -171,9 +209,13 @@ def check_schema_keys(cfg: DictConfig, prefix: str = "") -> None:
             check_schema_keys(node, f"{prefix}{key}.")
 
 
-def _at_least(label, value, minimum):
-    if value is not None and value < minimum:
-        raise ConfigError(f"{label}={value} is out of range: it must be >= {minimum}")
+def check_range(label, value, **bounds):
+    """``experiments.checks.check_range`` (``low``, ``high``, ``low_open``, ``high_open``),
+    refusing with a ``ConfigError``."""
+    try:
+        return checks.check_range(label, value, **bounds)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 def validate_optimizer(opt: DictConfig) -> None:
@@ -194,8 +236,9 @@ def validate_optimizer(opt: DictConfig) -> None:
             except ValueError as err:
                 raise ConfigError(str(err)) from None
     for key in ("weight_decay", "global_clipnorm"):
-        _at_least(f"optimizer.{key}", opt.get(key), 0)
-    _at_least("optimizer.gradient_accumulation_steps", opt.get("gradient_accumulation_steps"), 2)
+        check_range(f"optimizer.{key}", opt.get(key), low=0)
+    check_range("optimizer.gradient_accumulation_steps", opt.get("gradient_accumulation_steps"),
+                low=2)
     if opt.implementation == "keras":
         refusal = rule.keras_refusal(opt)
         if refusal:
@@ -223,7 +266,7 @@ def _check_strategy(trainer) -> None:
     if trainer.strategy not in STRATEGIES:
         raise ConfigError(f"trainer.strategy={trainer.strategy!r} is not valid: choose one of "
                           f"{', '.join(STRATEGIES)}")
-    _at_least("trainer.logical_cpus", trainer.logical_cpus, 1)
+    check_range("trainer.logical_cpus", trainer.logical_cpus, low=1)
     if trainer.strategy != "default" and trainer.jit_compile:
         raise ConfigError(f"trainer.jit_compile=true is not supported with "
                           f"trainer.strategy={trainer.strategy}: use one or the other")
@@ -242,8 +285,8 @@ def _check_curvature(trainer) -> None:
         raise ConfigError(f"trainer.loss={trainer.loss!r} is not valid: choose one of "
                           f"{', '.join(LOSSES)}")
     for key in ("curvature_every_n_steps", "curvature_samples", "weights_every_n_steps"):
-        _at_least(f"trainer.{key}", trainer[key], 0)
-    _at_least("trainer.curvature_iterations", trainer.curvature_iterations, 2)
+        check_range(f"trainer.{key}", trainer[key], low=0)
+    check_range("trainer.curvature_iterations", trainer.curvature_iterations, low=2)
     if trainer.strategy != "default" and (trainer.curvature_every_n_steps
                                           or trainer.weights_every_n_steps):
         raise ConfigError(f"trainer.curvature_every_n_steps and weights_every_n_steps need "
@@ -259,16 +302,13 @@ def validate(cfg: DictConfig) -> None:
     validate_schedule(cfg.get("schedule") or {"name": "constant"})
     trainer = cfg.trainer
     for key in ("epochs", "batch_size", "steps_per_execution"):
-        _at_least(f"trainer.{key}", trainer[key], 1)
-    _at_least("trainer.seed", trainer.seed, 0)
-    if trainer.seed > MAX_SEED:
-        raise ConfigError(f"trainer.seed={trainer.seed} is out of range: it must be <= "
-                          f"{MAX_SEED} (2**32 - 1)")
-    _at_least("trainer.max_steps", trainer.max_steps, 1)
-    _at_least("trainer.checkpoint_every_s", trainer.checkpoint_every_s, 0)
+        check_range(f"trainer.{key}", trainer[key], low=1)
+    check_range("trainer.seed", trainer.seed, low=0, high=MAX_SEED)
+    check_range("trainer.max_steps", trainer.max_steps, low=1)
+    check_range("trainer.checkpoint_every_s", trainer.checkpoint_every_s, low=0)
     _check_strategy(trainer)
     _check_curvature(trainer)
-    _at_least("tracking.log_every_n_steps", cfg.tracking.log_every_n_steps, 1)
+    check_range("tracking.log_every_n_steps", cfg.tracking.log_every_n_steps, low=1)
     from experiments import data, models
 
     for label, check in (("dataset", data.check_params), ("model", models.check_params)):

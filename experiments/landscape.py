@@ -19,8 +19,8 @@ from omegaconf import DictConfig
 
 from experiments.cli import check_command_line, refuse
 from experiments.config import ConfigError
+from experiments.hydra_job import sweep_tags, task_overrides
 from experiments.landscapes import register_schemas, validate
-from experiments.train import _overrides, _sweep_tags
 
 register_schemas()
 
@@ -33,7 +33,7 @@ def main(cfg: DictConfig) -> None:
         refuse(str(err))
     from experiments.landscapes import run
 
-    run(cfg, optimizers=optimizers, overrides=_overrides(), sweep=_sweep_tags())
+    run(cfg, optimizers=optimizers, overrides=task_overrides(), sweep=sweep_tags())
 
 
 if __name__ == "__main__":

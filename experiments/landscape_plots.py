@@ -11,26 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-RULE_COLOURS = {"sgd": "tab:blue", "momentum": "tab:orange", "nesterov": "tab:green",
-                "adagrad": "tab:red", "rmsprop": "tab:purple", "adam": "tab:brown"}
+from experiments.plotting import pyplot, rule_style
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _style(label: str) -> dict:
-    if label == "greedy_search":
+def _style(traj) -> dict:
+    if traj.kind == "greedy":
         return {"color": "black", "linestyle": ":", "linewidth": 1.2}
-    keras = label.startswith("keras_")
-    rule = label[6:] if keras else label
-    return {"color": RULE_COLOURS.get(rule, "tab:gray"), "linestyle": "--" if keras else "-",
-            "linewidth": 1.2 if keras else 1.6}
+    return rule_style(traj.rule, traj.keras)
 
 
 def filled_contours(ax, X, Y, Z):
@@ -82,12 +69,12 @@ def _grid_best(ax, trajectories):
 def contour_plot(path: Path, name, f, spec, bounds, trajectories, background=None) -> Path:
     """The paths over the contours; ``background(ax)``, when given, draws these instead
     of f's (a precomputed grid: ``python -m experiments.surface``)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 6), dpi=100)
     (background or (lambda ax: _background(ax, f, spec, bounds)))(ax)
     for t in _paths(trajectories):
-        ax.plot(t.points[:, 0], t.points[:, 1], label=t.label, **_style(t.label))
-        ax.plot(*t.points[-1], marker="o", markersize=4, color=_style(t.label)["color"])
+        ax.plot(t.points[:, 0], t.points[:, 1], label=t.label, **_style(t))
+        ax.plot(*t.points[-1], marker="o", markersize=4, color=_style(t)["color"])
     start = trajectories[0].points[0]
     ax.plot(*start, marker="o", color="white", markeredgecolor="black", markersize=8,
             linestyle="none", label="start", zorder=6)
@@ -102,14 +89,14 @@ def contour_plot(path: Path, name, f, spec, bounds, trajectories, background=Non
 
 def loss_plot(path: Path, name, f, spec, trajectories) -> Path:
     """Loss per step; above the known minimum on a log axis, else on a symlog one."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
     floor = None
     if spec.minimum is not None:
         floor = float(f(spec.minimum[0], spec.minimum[1], np))
     for t in _paths(trajectories):
         y = t.losses if floor is None else np.maximum(t.losses - floor, 1e-12)
-        ax.plot(np.arange(len(y)), y, label=t.label, **_style(t.label))
+        ax.plot(np.arange(len(y)), y, label=t.label, **_style(t))
     for t in trajectories:
         if t.kind == "grid":
             best = t.losses[0] if floor is None else max(t.losses[0] - floor, 1e-12)
@@ -139,17 +126,17 @@ def paths_gif(path: Path, name, f, spec, bounds, trajectories, frames: int,
     draws only the paths (matplotlib's blitting), and pillow writes the frames.
     ``background`` as in ``contour_plot``; ``steps[k]`` is the step of row k (default k).
     """
-    plt = _pyplot()
+    plt = pyplot()
     from PIL import Image
 
     fig, ax = plt.subplots(figsize=(8, 4.8), dpi=72)
     (background or (lambda ax: _background(ax, f, spec, bounds, grid=161)))(ax)
     _grid_best(ax, trajectories)
     moving = _paths(trajectories)
-    lines = [ax.plot([], [], label=t.label, animated=True, **_style(t.label))[0]
+    lines = [ax.plot([], [], label=t.label, animated=True, **_style(t))[0]
              for t in moving]
     heads = [ax.plot([], [], marker="o", markersize=5, animated=True,
-                     color=_style(t.label)["color"])[0] for t in moving]
+                     color=_style(t)["color"])[0] for t in moving]
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     title = ax.set_title(" ")
     fig.tight_layout()

@@ -65,12 +65,11 @@ def effective_learning_rates(optimizer):
 
     The lecture's ``lr / (δ + sqrt(r))``: for the custom optimizers their own
     ``effective_learning_rates()``; for Keras's built-ins the same quantity in their
-    conventions (Adagrad/RMSprop ``lr/sqrt(r + eps)``; Adam, as the factor applied to the
-    corrected first moment, ``lr*sqrt(1-b2^t)/(sqrt(v) + eps)``). Plain and momentum SGD
-    have no per-weight rate: None.
+    conventions, as the rule whose twin the built-in is describes it
+    (``KerasTwin.effective_learning_rates``). Rules that are not adaptive (SGD, momentum,
+    ...) have no per-weight rate: None.
     """
     import keras
-    from keras import ops
 
     import custom_optimizers
 
@@ -78,18 +77,9 @@ def effective_learning_rates(optimizer):
         optimizer = optimizer.inner_optimizer
     if isinstance(optimizer, custom_optimizers.AdaptiveLectureOptimizer):
         return optimizer.effective_learning_rates()
-    lr = optimizer._get_current_learning_rate()
-    if isinstance(optimizer, keras.optimizers.Adagrad):
-        return [ops.cast(lr, a.dtype) / ops.sqrt(a + optimizer.epsilon)
-                for a in optimizer._accumulators]
-    if isinstance(optimizer, keras.optimizers.RMSprop):
-        return [ops.cast(lr, v.dtype) / ops.sqrt(v + optimizer.epsilon)
-                for v in optimizer._velocities]
-    if isinstance(optimizer, keras.optimizers.Adam):
-        out = []
-        for v in optimizer._velocities:
-            t = ops.maximum(ops.cast(optimizer.iterations, v.dtype), 1.0)
-            c2 = ops.sqrt(1.0 - ops.power(ops.convert_to_tensor(optimizer.beta_2, v.dtype), t))
-            out.append(ops.cast(lr, v.dtype) * c2 / (ops.sqrt(v) + optimizer.epsilon))
-        return out
+    for rule in registry.rules():
+        twin = rule.keras
+        if (twin is not None and twin.effective_learning_rates is not None
+                and isinstance(optimizer, getattr(keras.optimizers, twin.class_name))):
+            return twin.effective_learning_rates(optimizer)
     return None

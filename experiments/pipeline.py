@@ -15,13 +15,13 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from experiments import tracking
+from experiments import registry, tracking
+from experiments.run_status import ended_run
 
 
 def run_label(cfg: DictConfig) -> str:
     """The optimizer's config name: ``adam`` or ``keras_adam``."""
-    opt = cfg.optimizer
-    return opt.name if opt.implementation == "custom" else f"keras_{opt.name}"
+    return registry.option_name(cfg.optimizer.name, cfg.optimizer.implementation)
 
 
 def run_tags(cfg: DictConfig, sweep: dict | None = None) -> dict[str, str]:
@@ -116,6 +116,8 @@ class StopOnSignal:
 
 class Stopped(RuntimeError):
     """Training was interrupted by a signal; the run is KILLED and checkpointed."""
+
+    killed = True  # the run's status (experiments.run_status)
 
     def __init__(self, run_id: str | None, signal_name: str, step: int):
         super().__init__(f"{signal_name} at step {step}")
@@ -313,9 +315,8 @@ def run(cfg: DictConfig, *, overrides: list[str] | None = None,
                 logger.log_metrics(metrics, step)
 
         hooks.update(probe=probe, probe_every=watch.every)
-    status = "FAILED"
     stop = StopOnSignal()
-    try:
+    with ended_run(logger) as run:
         try:
             with stop, display:
                 history = fit(trainer, splits, epochs=t.epochs, batch_size=batch_size,
@@ -323,30 +324,17 @@ def run(cfg: DictConfig, *, overrides: list[str] | None = None,
                               max_steps=t.max_steps, log_every_n_steps=tr.log_every_n_steps,
                               progress=progress, should_stop=stop.should_stop, **hooks)
         except Diverged as err:
-            if logger:
-                logger.set_tags({"failure_reason": "diverged", "diverged_at_step": err.step,
-                                 "diverged_metric": err.what, "failure_message": str(err)})
+            run.failure_tags = {"failure_reason": "diverged", "diverged_at_step": err.step,
+                                "diverged_metric": err.what, "failure_message": str(err)}
             raise
         except Interrupted as err:
-            status = "KILLED"
             if logger:
                 TrackedHooks(logger, model, folder, None,
                              fingerprint=fingerprint).checkpoint(err.progress)
-                logger.set_tags({"failure_reason": "interrupted",
-                                 "interrupted_by": stop.received,
-                                 "interrupted_at_step": err.progress.step})
+            run.failure_tags = {"failure_reason": "interrupted", "interrupted_by": stop.received,
+                                "interrupted_at_step": err.progress.step}
             raise Stopped(logger.run_id if logger else None, stop.received,
                           err.progress.step) from None
-        except KeyboardInterrupt:
-            status = "KILLED"
-            if logger:
-                logger.set_tags({"failure_reason": "interrupted", "interrupted_by": "SIGINT"})
-            raise
-        except Exception as err:
-            if logger:
-                logger.set_tags({"failure_reason": type(err).__name__,
-                                 "failure_message": str(err)[:500]})
-            raise
         final = dict(history.final)
         if watch and watch.measurements:
             final["curvature"] = watch.measurements  # [(step, metrics)]
@@ -359,20 +347,16 @@ def run(cfg: DictConfig, *, overrides: list[str] | None = None,
             _log_artifacts(logger, cfg, model, history, overrides, resumed=bool(resume_id),
                            watch=watch)
             final.update(run_id=logger.run_id, tracking_uri=uri)
-        status = "FINISHED"
-        return final
-    finally:
-        if logger is None and status == "FINISHED":
-            print(f"Finished (not tracked): validation loss {final['val_loss']:.4f}, "
-                  f"test accuracy {final['test_accuracy']:.4f} after {final['steps']} steps.",
-                  file=out)
-        if logger:
-            logger.end(status)
-            if status == "FINISHED":
-                print(f"Run {logger.run_id} finished: test accuracy "
-                      f"{final['test_accuracy']:.4f}, logged to {tracking.redact(uri)} "
-                      f"(experiment '{tr.experiment_name}').\n"
-                      f"See it with: {tracking.ui_command(uri)}", file=out)
+    if logger is None:
+        print(f"Finished (not tracked): validation loss {final['val_loss']:.4f}, "
+              f"test accuracy {final['test_accuracy']:.4f} after {final['steps']} steps.",
+              file=out)
+    else:
+        print(f"Run {logger.run_id} finished: test accuracy "
+              f"{final['test_accuracy']:.4f}, logged to {tracking.redact(uri)} "
+              f"(experiment '{tr.experiment_name}').\n"
+              f"See it with: {tracking.ui_command(uri)}", file=out)
+    return final
 
 
 def _epoch_display(cfg, label: str, n_train: int, progress, hooks: dict):

@@ -56,7 +56,23 @@ def rule_names() -> tuple[str, ...]:
     return _rules().names()
 
 
+def option_name(rule_name: str, implementation: str = "custom") -> str:
+    """The ``conf/optimizer`` option of a rule's implementation: ``adam``, ``keras_adam``."""
+    return rule_name if implementation == "custom" else f"keras_{rule_name}"
+
+
+def parse_option(option: str) -> tuple[str, str]:
+    """``(rule name, implementation)`` of a ``conf/optimizer`` option, the inverse of
+    ``option_name`` (for labels that are option names; runs carry both as tags)."""
+    for implementation in ("custom", "keras"):
+        for name in rule_names():
+            if option_name(name, implementation) == option:
+                return name, implementation
+    return option, "custom"
+
+
 def optimizer_names() -> tuple[str, ...]:
     """Every ``conf/optimizer`` option: the rules' names, then ``keras_<name>`` for each
     rule with a Keras twin."""
-    return rule_names() + tuple(f"keras_{r.name}" for r in rules() if r.keras is not None)
+    return rule_names() + tuple(option_name(r.name, "keras") for r in rules()
+                                if r.keras is not None)

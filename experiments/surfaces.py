@@ -34,8 +34,9 @@ import numpy as np
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from experiments.config import ConfigError, TrackingSchema, TrainerSchema
+from experiments.config import ConfigError, TrackingSchema, TrainerSchema, check_range
 from experiments.config import validate as validate_train
+from experiments.run_status import ended_run
 
 LINE_RANGE = (-0.25, 1.25)
 
@@ -102,11 +103,9 @@ def validate(cfg: DictConfig) -> dict[str, DictConfig]:
     ``runs`` are read instead)."""
     for key, low in (("line_points", 2), ("grid_points", 2), ("plane_points", 2),
                      ("gif_frames", 1), ("samples", 0)):
-        if cfg[key] < low:
-            raise ConfigError(f"{key}={cfg[key]} is out of range: it must be >= {low}")
+        check_range(key, cfg[key], low=low)
     for key in ("span", "plane_margin"):
-        if not cfg[key] > 0:
-            raise ConfigError(f"{key}={cfg[key]} is out of range: it must be > 0")
+        check_range(key, cfg[key], low=0, low_open=True)
     labels = list(cfg.runs) or list(cfg.optimizers)
     if not labels:
         raise ConfigError("optimizers is empty and no runs are given: name at least one")
@@ -248,14 +247,16 @@ def compute(loss, paths: list[WeightPath], *, center: str | None = None, line_po
 # --------------------------------------------------------------------------- pictures
 def draw(folder: Path, title: str, grids: dict, labels: list[str], frames: int) -> list[Path]:
     from experiments import landscape_plots as lp
+    from experiments import registry
     from experiments.landscapes import Trajectory
+    from experiments.plotting import option_style, pyplot
 
-    plt = lp._pyplot()
+    plt = pyplot()
     files = []
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), dpi=100, sharey=True)
     ts = grids["line_t"]
     for label in labels:
-        axes[0].plot(ts, grids[f"line/init/{label}"], label=label, **lp._style(label))
+        axes[0].plot(ts, grids[f"line/init/{label}"], label=label, **option_style(label))
     for key in grids:
         if key.startswith("line/") and not key.startswith("line/init/"):
             _, a, b = key.split("/")
@@ -300,8 +301,12 @@ def draw(folder: Path, title: str, grids: dict, labels: list[str], frames: int) 
         ax.text(0.01, 0.01, f"log10 loss on the plane; it holds {explained:.0%} of the paths",
                 transform=ax.transAxes, fontsize=7, color="white")
 
-    trajectories = [Trajectory(label, grids[f"path/{label}"], grids[f"path_loss/{label}"],
-                               len(grids[f"path_loss/{label}"])) for label in labels]
+    trajectories = []
+    for label in labels:
+        rule, implementation = registry.parse_option(label)
+        trajectories.append(Trajectory(label, grids[f"path/{label}"], grids[f"path_loss/{label}"],
+                                       len(grids[f"path_loss/{label}"]), rule=rule,
+                                       keras=implementation == "keras"))
     name = f"{title} (PCA plane)"
     files.append(lp.contour_plot(folder / "paths.png", name, None, None, None, trajectories,
                                  background=background))
@@ -362,8 +367,7 @@ def run(cfg: DictConfig, *, train: dict[str, DictConfig] | None = None,
             uri, tr.experiment_name, tr.run_name or f"surface-{cfg.dataset.name}-"
             f"{cfg.model.name}", tags={"kind": "surface",
                                        **{str(k): str(v) for k, v in tr.tags.items()}})
-    status = "FAILED"
-    try:
+    with ended_run(parent):
         run_ids = list(cfg.runs)
         if run_ids:
             base, paths = _read_runs(uri, run_ids)
@@ -415,13 +419,6 @@ def run(cfg: DictConfig, *, train: dict[str, DictConfig] | None = None,
                 parent.log_artifacts([f for f in files if f.suffix in (".png", ".gif")],
                                      "plots")
             parent.log_artifacts([folder / "surface.npz"], "data")
-        status = "FINISHED"
-    except KeyboardInterrupt:
-        status = "KILLED"
-        raise
-    finally:
-        if parent:
-            parent.end(status)
     if not shared:
         print("Note: the paths do not start from the same weights; the PCA plane is centred "
               f"on {paths[0].label}'s start.", file=out)

@@ -18,27 +18,9 @@ from omegaconf import DictConfig
 
 from experiments.cli import EXIT_FAILED, EXIT_SIGINT, EXIT_SIGTERM, check_command_line, refuse
 from experiments.config import ConfigError, register_schemas, validate
+from experiments.hydra_job import sweep_tags, task_overrides
 
 register_schemas()
-
-
-def _sweep_tags() -> dict:
-    """For a multirun job: the sweep it belongs to, so its runs can be found as a unit."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    if not HydraConfig.initialized():
-        return {}
-    hc = HydraConfig.get()
-    if hc.mode != RunMode.MULTIRUN:
-        return {}
-    return {"sweep": hc.sweep.dir, "sweep_job": str(hc.job.num)}
-
-
-def _overrides() -> list[str]:
-    from hydra.core.hydra_config import HydraConfig
-
-    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
 def _fail(message: str, code: int) -> None:
@@ -67,15 +49,15 @@ def main(cfg: DictConfig) -> float:
     from experiments.resume import ResumeError
     from experiments.tracking import TrackingUnavailable
 
-    sweep = _sweep_tags()
+    sweep = sweep_tags()
     try:
-        return run(cfg, overrides=_overrides(), sweep=sweep)["val_loss"]
+        return run(cfg, overrides=task_overrides(), sweep=sweep)["val_loss"]
     except (ConfigError, ResumeError) as err:
         refuse(str(err))
     except (TrackingUnavailable, DatasetUnavailable) as err:
         refuse(str(err), prefix="Error")
     except Stopped as err:
-        kept = [o for o in _overrides() if not o.startswith("trainer.resume=")]
+        kept = [o for o in task_overrides() if not o.startswith("trainer.resume=")]
         again = " ".join([*kept, f"trainer.resume={err.run_id}"])
         _fail(f"Stopped by {err.signal_name} at step {err.step}; the run is KILLED with a "
               f"checkpoint. Continue it with: python -m experiments.train {again}",

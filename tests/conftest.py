@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 import custom_optimizers
-from custom_optimizers import reference
+from custom_optimizers import reference, rules
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,25 +32,15 @@ class OptimizerCase:
         return reference.BY_NAME[self.name](**{**self.kwargs, **overrides})
 
 
-OPTIMIZER_CASES = (
-    OptimizerCase("sgd", custom_optimizers.SGD, {"learning_rate": 0.1}),
-    OptimizerCase("momentum", custom_optimizers.Momentum, {"learning_rate": 0.1, "momentum": 0.9}),
-    OptimizerCase("nesterov", custom_optimizers.Nesterov, {"learning_rate": 0.1, "momentum": 0.9}),
-    OptimizerCase("adagrad", custom_optimizers.AdaGrad, {"learning_rate": 0.1, "epsilon": 1e-3}),
-    OptimizerCase(
-        "rmsprop", custom_optimizers.RMSProp, {"learning_rate": 0.01, "rho": 0.9, "epsilon": 1e-3}
-    ),
-    OptimizerCase(
-        "adam",
-        custom_optimizers.Adam,
-        {"learning_rate": 0.01, "beta_1": 0.9, "beta_2": 0.99, "epsilon": 1e-3},
-    ),
+OPTIMIZER_CASES = tuple(
+    OptimizerCase(rule.name, rule.load_class(), dict(rule.test_arguments))
+    for rule in rules.all_rules()
 )
 
 
 @pytest.fixture(params=OPTIMIZER_CASES, ids=lambda case: case.name)
 def optimizer_case(request) -> OptimizerCase:
-    """Each of the six lecture optimizers in turn (parametrizes the test that uses it)."""
+    """Each rule of the registry in turn (parametrizes the test that uses it)."""
     return request.param
 
 
@@ -62,7 +52,7 @@ def optimizer_case(request) -> OptimizerCase:
     ids=lambda case: case.name,
 )
 def adaptive_optimizer_case(request) -> OptimizerCase:
-    """AdaGrad, RMSProp and Adam: the optimizers with ``effective_learning_rates()``."""
+    """The adaptive rules (AdaGrad, RMSProp, Adam, ...): with ``effective_learning_rates()``."""
     return request.param
 
 

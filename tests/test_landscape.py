@@ -12,6 +12,7 @@ from hydra import compose, initialize_config_dir
 
 import experiments.landscape  # noqa: F401  (registers the schemas)
 from experiments import landscapes as L
+from experiments import registry
 from experiments.config import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,9 +37,11 @@ def test_every_landscape_has_a_config_and_composes():
     for name in NAMES:
         cfg, optimizers = validated(f"landscape={name}")
         assert cfg.landscape.name == name
-        assert len(optimizers) == 12
+        assert list(optimizers) == list(registry.optimizer_names())
         for option, conf in optimizers.items():  # a pair shares the landscape's rate
-            assert conf["learning_rate"] == cfg.landscape.learning_rates[conf["name"]], option
+            rate = cfg.landscape.learning_rates.get(
+                conf["name"], registry.rule(conf["name"]).landscape_learning_rate)
+            assert conf["learning_rate"] == rate, option
             assert conf["implementation"] == ("keras" if option.startswith("keras_") else "custom")
 
 

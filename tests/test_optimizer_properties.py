@@ -8,23 +8,30 @@ import tensorflow as tf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import custom_optimizers as co
+from custom_optimizers import rules
 
-unit = st.floats(0.0, 0.999)
 eps = st.sampled_from([0.0, 1e-12, 1e-7, 1e-3, 1.0])
 lr = st.floats(1e-6, 10.0)
 
+
+def _strategy(hp):
+    """Values of one hyperparameter over its whole valid range (``Hyperparameter``)."""
+    if isinstance(hp.default, bool):
+        return st.booleans()
+    if hp.name == "epsilon":
+        return eps
+    if hp.high is not None:  # a decay in [0, 1): up to 0.999
+        return st.floats(hp.low, min(hp.high, 0.999) if hp.high_open else hp.high)
+    return st.sampled_from([hp.low, 1e-3, 0.1, 1.0, 10.0])
+
+
 HYPER = {
-    "sgd": st.fixed_dictionaries({"learning_rate": lr}),
-    "momentum": st.fixed_dictionaries({"learning_rate": lr, "momentum": unit}),
-    "nesterov": st.fixed_dictionaries({"learning_rate": lr, "momentum": unit}),
-    "adagrad": st.fixed_dictionaries({"learning_rate": lr, "epsilon": eps}),
-    "rmsprop": st.fixed_dictionaries({"learning_rate": lr, "rho": unit, "epsilon": eps}),
-    "adam": st.fixed_dictionaries({"learning_rate": lr, "beta_1": unit, "beta_2": unit,
-                                   "epsilon": eps, "bias_correction": st.booleans()}),
+    rule.name: st.fixed_dictionaries(
+        {"learning_rate": lr, **{hp.name: _strategy(hp) for hp in rule.hyperparameters}})
+    for rule in rules.all_rules()
 }
-CLASSES = {"sgd": co.SGD, "momentum": co.Momentum, "nesterov": co.Nesterov,
-           "adagrad": co.AdaGrad, "rmsprop": co.RMSProp, "adam": co.Adam}
+CLASSES = {rule.name: rule.load_class() for rule in rules.all_rules()}
+ADAPTIVE = [rule.name for rule in rules.all_rules() if rule.adaptive]
 clipping = st.one_of(st.none(), st.tuples(st.floats(1e-3, 1e3), st.sampled_from(["norm", "sign"])))
 gradients = st.lists(st.lists(st.floats(-1e3, 1e3, width=32), min_size=3, max_size=3),
                      min_size=1, max_size=6)
@@ -51,7 +58,7 @@ def test_finite_gradients_keep_weights_finite(name):
     check()
 
 
-@pytest.mark.parametrize("name", ["adagrad", "rmsprop", "adam"])
+@pytest.mark.parametrize("name", ADAPTIVE)
 def test_zero_gradients_leave_adaptive_weights_unchanged(name):
     """Fresh state and g = 0: the step is 0 (also with epsilon = 0, where 0/0 would be NaN)."""
     @SETTINGS

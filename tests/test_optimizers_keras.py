@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import custom_optimizers as co
+from custom_optimizers import rules
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -279,17 +279,8 @@ def test_mirrored_strategy_matches_single_device(tmp_path):
     """Two logical CPUs in a subprocess (they must be set before TF starts): the update
     equals the single-device one, clipping included (it acts on the summed gradient; a
     clip of each replica's half before summing would differ, as u is always exceeded)."""
-    cases = {
-        case_cls.__name__: {**kwargs, "clip_threshold": 0.5}
-        for case_cls, kwargs in [
-            (co.SGD, {"learning_rate": 0.05}),
-            (co.Momentum, {"learning_rate": 0.1, "momentum": 0.9}),
-            (co.Nesterov, {"learning_rate": 0.1, "momentum": 0.9}),
-            (co.AdaGrad, {"learning_rate": 0.1, "epsilon": 1e-3}),
-            (co.RMSProp, {"learning_rate": 0.01, "rho": 0.9, "epsilon": 1e-3}),
-            (co.Adam, {"learning_rate": 0.01, "beta_1": 0.9, "beta_2": 0.99, "epsilon": 1e-3}),
-        ]
-    }
+    cases = {rule.load_class().__name__: {**rule.test_arguments, "clip_threshold": 0.5}
+             for rule in rules.all_rules()}
     script = tmp_path / "distributed.py"
     script.write_text(DISTRIBUTED_SCRIPT)
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}

@@ -3,7 +3,8 @@
 * every optimizer against its independent NumPy reference (``custom_optimizers.reference``)
   over 50 steps of random gradients, in float32 and float64, with and without clipping;
 * a one-step case per optimizer whose numbers are worked out by hand in a comment;
-* the equivalences of ``shared/docs/formulas.md`` with Keras's built-in optimizers;
+* the equivalences of ``docs/formulas.md`` with Keras's built-in optimizers (each rule's
+  ``KerasTwin``);
 * argument checks, config round trips, the lecture's clipping, effective learning rates;
 * convergence on a convex quadratic and on Rosenbrock's function.
 
@@ -24,7 +25,7 @@ import pytest
 import tensorflow as tf
 
 import custom_optimizers as co
-from custom_optimizers import reference
+from custom_optimizers import reference, rules
 
 SHAPES = [(), (3,), (4, 5), (2, 3, 2)]
 STEPS = 50
@@ -212,9 +213,10 @@ HAND_CASES = {
 
 
 @pytest.mark.parametrize("compiled", [False, True], ids=["eager", "graph"])
-def test_one_step_by_hand(optimizer_case, compiled):
-    kwargs, expected_weights, expected_slots = HAND_CASES[optimizer_case.name]
-    optimizer = optimizer_case.cls(**kwargs)
+@pytest.mark.parametrize("name", list(HAND_CASES))
+def test_one_step_by_hand(name, compiled):
+    kwargs, expected_weights, expected_slots = HAND_CASES[name]
+    optimizer = rules.get(name).load_class()(**kwargs)
     variable = keras.Variable(np.array(W0), dtype="float64")
     optimizer.build([variable])
     apply = lambda g: optimizer.apply_gradients([(g, variable)])  # noqa: E731
@@ -230,42 +232,29 @@ def test_one_step_by_hand(optimizer_case, compiled):
 
 # ------------------------------------------------------- equivalences with Keras's own
 
-EQUIVALENCES = {
-    # lecture form -> Keras built-in under the mapping of formulas.md
-    "sgd": (lambda: co.SGD(0.1), lambda: keras.optimizers.SGD(0.1)),
-    "momentum": (
-        lambda: co.Momentum(0.1, momentum=0.9),
-        lambda: keras.optimizers.SGD(0.1 * (1 - 0.9), momentum=0.9),
-    ),
-    "nesterov": (
-        lambda: co.Nesterov(0.1, momentum=0.9),
-        lambda: keras.optimizers.SGD(0.1 * (1 - 0.9), momentum=0.9, nesterov=True),
-    ),
-    "adagrad": (
-        lambda: co.AdaGrad(0.1, epsilon=0.0),
-        lambda: keras.optimizers.Adagrad(0.1, initial_accumulator_value=0.0, epsilon=0.0),
-    ),
-    "rmsprop": (
-        lambda: co.RMSProp(0.01, rho=0.9, epsilon=0.0),
-        lambda: keras.optimizers.RMSprop(0.01, rho=0.9, epsilon=0.0),
-    ),
-    "adam": (
-        lambda: co.Adam(0.01, beta_1=0.9, beta_2=0.99, epsilon=0.0),
-        lambda: keras.optimizers.Adam(0.01, beta_1=0.9, beta_2=0.99, epsilon=0.0),
-    ),
-}
+TWINS = {rule.name: rule for rule in rules.all_rules() if rule.keras is not None}
+
+
+def twin_pair(rule):
+    """(custom optimizer, its Keras twin) under the rule's translation, with the settings
+    under which the two compute the same numbers (``KerasTwin.equal_when``)."""
+    hp = {**rule.test_arguments, **rule.keras.fixed, **rule.keras.equal_when}
+    class_name, kwargs = rule.keras_arguments(hp)
+    return rule.load_class()(**hp), getattr(keras.optimizers, class_name)(**kwargs)
+
+
 # Keras stores η*(1-a) as its float32 learning rate where we store η, ~1e-7 relative apart:
 # the weights drift apart by that fraction of the path they travel (~1e-6 absolute here).
 EQUIVALENCE_TOLERANCE = {"float32": (1e-5, 1e-5), "float64": (1e-6, 3e-6)}
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name", list(EQUIVALENCES))
+@pytest.mark.parametrize("name", list(TWINS))
 def test_equals_keras_builtin_under_mapping(name, dtype):
-    ours, theirs = EQUIVALENCES[name]
+    ours, theirs = twin_pair(TWINS[name])
     init, grads = random_problem(dtype, seed=3)
-    actual = run_keras(ours(), init, grads)
-    expected = run_keras(theirs(), init, grads)
+    actual = run_keras(ours, init, grads)
+    expected = run_keras(theirs, init, grads)
     rtol, atol = EQUIVALENCE_TOLERANCE[dtype]
     assert_weights_close(actual, [np.float64(e) for e in expected], rtol, atol)
 
@@ -552,14 +541,6 @@ def test_clipping_applies_after_keras_clipvalue(optimizer_case):
 # ---------------------------------------------------------- effective learning rates
 
 
-def _reference_effective_rates(case, ref):
-    lr = float32_rounded(case.kwargs["learning_rate"])
-    r = ref.state["r"]
-    if case.name == "adam":
-        r = [x / (1 - ref.b2**ref.t) for x in r]
-    return [lr / (ref.delta + np.sqrt(x)) for x in r]
-
-
 def test_effective_learning_rates_match_reference_state(adaptive_optimizer_case):
     case = adaptive_optimizer_case
     init, grads = random_problem("float64", steps=10, seed=10)
@@ -572,9 +553,23 @@ def test_effective_learning_rates_match_reference_state(adaptive_optimizer_case)
         params = ref.step(params, step_grads)
         rates = optimizer.effective_learning_rates()
         assert len(rates) == len(variables)
-        for rate, expected, w in zip(rates, _reference_effective_rates(case, ref), init):
+        for rate, expected, w in zip(rates, ref.effective_learning_rates(), init):
             assert tuple(rate.shape) == w.shape
             np.testing.assert_allclose(np.asarray(rate), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", [n for n, rule in TWINS.items() if rule.adaptive])
+def test_keras_twin_reports_the_same_effective_learning_rates(name):
+    """``experiments.optim.effective_learning_rates`` reads the Keras twin's state in its own
+    conventions: where the two rules are equal, so are the rates."""
+    from experiments.optim import effective_learning_rates
+
+    ours, theirs = twin_pair(TWINS[name])
+    init, grads = random_problem("float64", steps=5, seed=15)
+    run_keras(ours, init, grads)
+    run_keras(theirs, init, grads)
+    for a, b in zip(effective_learning_rates(ours), effective_learning_rates(theirs)):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-6)
 
 
 def _effective_rate_history(optimizer, gradient_scales):
@@ -665,13 +660,15 @@ def minimize(optimizer, loss, start, steps):
     return w.numpy()
 
 
-def test_converges_on_convex_quadratic(optimizer_case):
-    kwargs, steps = QUADRATIC_RUNS[optimizer_case.name]
-    w = minimize(optimizer_case.cls(**kwargs), quadratic, [4.0, 3.0], steps)
+@pytest.mark.parametrize("name", list(QUADRATIC_RUNS))
+def test_converges_on_convex_quadratic(name):
+    kwargs, steps = QUADRATIC_RUNS[name]
+    w = minimize(rules.get(name).load_class()(**kwargs), quadratic, [4.0, 3.0], steps)
     np.testing.assert_allclose(w, QUADRATIC_MIN, atol=1e-3, rtol=0)
 
 
-def test_gets_near_rosenbrock_minimum(optimizer_case):
-    kwargs, steps = ROSENBROCK_RUNS[optimizer_case.name]
-    w = minimize(optimizer_case.cls(**kwargs), rosenbrock, [-1.2, 1.0], steps)
+@pytest.mark.parametrize("name", list(ROSENBROCK_RUNS))
+def test_gets_near_rosenbrock_minimum(name):
+    kwargs, steps = ROSENBROCK_RUNS[name]
+    w = minimize(rules.get(name).load_class()(**kwargs), rosenbrock, [-1.2, 1.0], steps)
     np.testing.assert_allclose(w, [1.0, 1.0], atol=2e-2, rtol=0)

@@ -30,8 +30,8 @@ TRAIN = [
     (["+foo=1"], "foo is not a key of"),
     (["optimizer.nonsense=1"], "optimizer.nonsense is not a key of optimizer"),
     # values
-    (["trainer.seed=-1"], "trainer.seed=-1 is out of range: it must be >= 0"),
-    (["trainer.seed=4294967296"], "it must be <= 4294967295"),
+    (["trainer.seed=-1"], "trainer.seed=-1 is out of range: valid values are in [0, 4294967295]"),
+    (["trainer.seed=4294967296"], "trainer.seed=4294967296 is out of range"),
     (["trainer.epochs=0"], "trainer.epochs=0 is out of range"),
     (["optimizer.learning_rate=-0.1"], "optimizer.learning_rate=-0.1 is out of range"),
     (["optimizer=keras_adam", "optimizer.bias_correction=false"], "no Keras counterpart"),

@@ -14,12 +14,13 @@ from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 import experiments.train  # noqa: F401  (registers the schemas)
-from experiments.config import OPTIMIZERS, validate
+from experiments import registry
+from experiments.config import validate
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["trainer.epochs=2", "trainer.max_steps=6", "trainer.batch_size=16",
         "tracking.log_model=false", "tracking.log_plots=false"]
-PRESETS = sorted(p.stem for p in (ROOT / "conf" / "hparams_search").glob("*.yaml"))
+PRESETS = sorted(f"{name}_optuna" for name in registry.rule_names())
 
 
 def hydra_cfg(*overrides):
@@ -91,23 +92,27 @@ def test_submitit_local_sweep_lands_two_finished_runs(tmp_path):
 
 
 # ----------------------------------------------------------------------------- Optuna
-def test_every_lecture_optimizer_has_a_search_preset():
-    assert PRESETS == sorted(f"{name}_optuna" for name in OPTIMIZERS)
+def test_every_rule_has_a_search_preset():
+    from hydra.core.config_store import ConfigStore
+
+    stored = ConfigStore.instance().list("hparams_search")
+    assert sorted(name.removesuffix(".yaml") for name in stored) == PRESETS
 
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_search_space_stays_inside_the_valid_ranges(preset):
     """Both ends of every searched interval make a config that ``validate`` accepts, for
-    the custom optimizer and its Keras twin."""
+    the custom optimizer and its Keras twin, and the space is the rule's own."""
     name = preset.removesuffix("_optuna")
     parser = OverridesParser.create()
-    for option in (name, f"keras_{name}"):
+    twin = [registry.option_name(name, "keras")] if registry.rule(name).keras else []
+    for option in [name, *twin]:
         cfg = hydra_cfg(f"hparams_search={preset}", f"optimizer={option}")
         sweeper = cfg.hydra.sweeper
         assert sweeper._target_.endswith("OptunaSweeper")
         assert (sweeper.direction, sweeper.storage) == ("minimize", None)
         assert cfg.optimizer.name == name and cfg.tracking.tags.search == preset
-        assert "optimizer.learning_rate" in sweeper.params
+        assert set(sweeper.params) == {f"optimizer.{k}" for k in registry.rule(name).search_space}
         for key, space in sweeper.params.items():
             sweep = parser.parse_override(f"{key}={space}").value()
             assert key.startswith("optimizer.") and sweep.start < sweep.end, (key, space)
@@ -127,7 +132,8 @@ def test_optuna_study_trials_are_runs_grouped_under_the_study(tmp_path):
     assert {r.data.tags["search"] for r in runs} == {"adam_optuna"}
     assert sorted(r.data.tags["sweep_job"] for r in runs) == ["0", "1", "2"]
     rates = {float(r.data.params["optimizer.learning_rate"]) for r in runs}
-    assert len(rates) == 3 and all(1e-4 <= lr <= 1e-1 for lr in rates)
+    low, high = registry.rule("adam").search_space["learning_rate"].value_range()
+    assert len(rates) == 3 and all(low <= lr <= high for lr in rates)
     results = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
     assert results["name"] == "optuna"
     best = min(runs, key=lambda r: r.data.metrics["val_loss"])

@@ -12,7 +12,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 import experiments.train  # noqa: F401  (registers the schemas)
-from experiments import console
+from experiments import console, registry
 from experiments.config import ConfigError, validate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,13 +65,16 @@ def test_every_optimizer_config_instantiates(option):
 
 
 def test_pairs_share_hyperparameters():
-    for option in options("optimizer"):
-        if option.startswith("keras_"):
-            ours = OmegaConf.to_container(make_cfg(f"optimizer={option[6:]}").optimizer)
-            theirs = OmegaConf.to_container(make_cfg(f"optimizer={option}").optimizer)
-            assert ours.pop("implementation") == "custom"
-            assert theirs.pop("implementation") == "keras"
-            assert ours == theirs, option
+    """A Keras option has its rule's hyperparameters, but for those its built-in fixes."""
+    for rule in registry.rules():
+        if rule.keras is None:
+            continue
+        ours = OmegaConf.to_container(make_cfg(f"optimizer={rule.name}").optimizer)
+        theirs = OmegaConf.to_container(
+            make_cfg(f"optimizer={registry.option_name(rule.name, 'keras')}").optimizer)
+        assert ours.pop("implementation") == "custom"
+        assert theirs.pop("implementation") == "keras"
+        assert {**ours, **rule.keras.fixed} == theirs, rule.name
 
 
 def test_default_config_is_digits_mlp_adam():

@@ -53,3 +53,7 @@ class Reference:
 
     def _update(self, i, w, g):
         raise NotImplementedError
+
+    def effective_learning_rates(self):
+        """An adaptive rule's per-weight ``lr / (δ + sqrt(r))`` after the last step."""
+        raise NotImplementedError(f"{type(self).__name__} has no effective learning rate")

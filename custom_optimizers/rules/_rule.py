@@ -19,8 +19,11 @@ CLIP_MODES = ("norm", "sign")
 
 def interval(low, high, low_open=False, high_open=False) -> str:
     """``[0, 1)``, ``(0, inf)``: the interval as a reader writes it; None is unbounded."""
-    lo = "(-inf" if low is None else ("(" if low_open else "[") + f"{low:g}"
-    hi = "inf)" if high is None else f"{high:g}" + (")" if high_open else "]")
+    def number(v):
+        return str(v) if isinstance(v, int) else f"{v:g}"
+
+    lo = "(-inf" if low is None else ("(" if low_open else "[") + number(low)
+    hi = "inf)" if high is None else number(high) + (")" if high_open else "]")
     return f"{lo}, {hi}"
 
 
@@ -94,6 +97,11 @@ def check_clip_mode(value, label="clip_mode"):
     return value
 
 
+def _yaml(value) -> str:
+    """A value as a config writes it (``true``, ``0.004``)."""
+    return str(value).lower() if isinstance(value, bool) else f"{value!r}"
+
+
 @dataclasses.dataclass(frozen=True)
 class SearchDim:
     """One dimension of a rule's workload-agnostic search space.
@@ -130,7 +138,13 @@ class KerasTwin:
     ``arguments(hp)`` maps the rule's hyperparameters (``learning_rate`` and the rule's own)
     to the built-in's keyword arguments; ``refusal(hp)`` says why ``hp`` has no
     counterpart, or None. ``exact``: identical math under the translation. ``note``: where
-    the two differ, in one or two sentences.
+    the two differ, in one or two sentences. ``fixed``: hyperparameters the built-in
+    cannot vary, with the one value it implements (``keras_<name>.yaml`` sets them; any
+    other value is refused). ``equal_when``: values under which the two compute the same
+    numbers (up to rounding) although not ``exact``, e.g. ``{"epsilon": 0.0}`` where Keras
+    puts epsilon elsewhere; the twin tests use them. ``effective_learning_rates``: for an
+    adaptive rule, the built-in's per-weight rate in its own conventions (a function of
+    the Keras optimizer, importing Keras only when called).
     """
 
     class_name: str
@@ -138,6 +152,9 @@ class KerasTwin:
     arguments: Callable[[Mapping[str, Any]], dict]
     refusal: Callable[[Mapping[str, Any]], str | None] | None = None
     note: str = ""
+    fixed: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    equal_when: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    effective_learning_rates: Callable[[Any], list] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,6 +233,11 @@ class Rule:
         if hp.get("clip_threshold") is not None and hp.get("clip_mode", "norm") == "sign":
             return ("optimizer.clip_mode=sign has no Keras counterpart: use clip_mode=norm "
                     "(Keras clipnorm) or the custom optimizer")
+        for name, value in self.keras.fixed.items():
+            if name in hp and hp[name] != value:
+                return (f"optimizer.{name}={_yaml(hp[name])} has no Keras counterpart: "
+                        f"keras.optimizers.{self.keras.class_name} fixes {name}={_yaml(value)}; "
+                        f"use optimizer={self.name} (the custom {self.title})")
         return self.keras.refusal(hp) if self.keras.refusal else None
 
     def keras_arguments(self, hp: Mapping[str, Any]) -> tuple[str, dict]:
@@ -225,7 +247,7 @@ class Rule:
         """
         if self.keras is None:
             raise ValueError(self.keras_refusal(hp))
-        hp = {"learning_rate": self.learning_rate, **dict(hp)}
+        hp = {**self.defaults(), **dict(hp)}
         kwargs = self.keras.arguments(hp)
         if hp.get("clip_threshold") is not None:
             kwargs["clipnorm"] = float(hp["clip_threshold"])

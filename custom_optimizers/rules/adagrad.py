@@ -17,6 +17,18 @@ class AdaGrad(Reference):
         r = self.state["r"][i] = self.state["r"][i] + g * g
         return w - self.lr / (self.delta + np.sqrt(r)) * g
 
+    def effective_learning_rates(self):
+        return [self.lr / (self.delta + np.sqrt(r)) for r in self.state["r"]]
+
+
+def _keras_effective_learning_rates(optimizer):
+    """keras.optimizers.Adagrad's rate in its conventions: ``lr / sqrt(acc + eps)``."""
+    from keras import ops
+
+    lr = optimizer._get_current_learning_rate()
+    return [ops.cast(lr, a.dtype) / ops.sqrt(a + optimizer.epsilon)
+            for a in optimizer._accumulators]
+
 
 RULE = Rule(
     name="adagrad",
@@ -34,6 +46,8 @@ RULE = Rule(
                               "epsilon": float(hp["epsilon"]) ** 2},
         note="keras.optimizers.Adagrad(η, initial_accumulator_value=0, epsilon=δ²): Keras adds "
              "epsilon inside the root, so δ² agrees where r = 0 and where sqrt(r) >> δ",
+        equal_when={"epsilon": 0.0},
+        effective_learning_rates=_keras_effective_learning_rates,
     ),
     search_space={"learning_rate": SearchDim("log", 1e-4, 10.0),
                   "epsilon": SearchDim("log", 1e-10, 1e-3)},

@@ -23,12 +23,23 @@ class Adam(Reference):
             r = r / (1 - self.b2 ** self.t)
         return w - self.lr / (self.delta + np.sqrt(r)) * v
 
+    def effective_learning_rates(self):
+        c2 = 1 - self.b2 ** self.t if self.bias_correction else 1.0
+        return [self.lr / (self.delta + np.sqrt(r / c2)) for r in self.state["r"]]
 
-def _keras_refusal(hp):
-    if not hp.get("bias_correction", True):
-        return ("optimizer.bias_correction=false has no Keras counterpart: use "
-                "optimizer=adam (the custom Adam)")
-    return None
+
+def _keras_effective_learning_rates(optimizer):
+    """keras.optimizers.Adam's rate as the factor applied to the corrected first moment,
+    ``lr*sqrt(1-b2^t)/(sqrt(v) + eps)``."""
+    from keras import ops
+
+    lr = optimizer._get_current_learning_rate()
+    out = []
+    for v in optimizer._velocities:
+        t = ops.maximum(ops.cast(optimizer.iterations, v.dtype), 1.0)
+        c2 = ops.sqrt(1.0 - ops.power(ops.convert_to_tensor(optimizer.beta_2, v.dtype), t))
+        out.append(ops.cast(lr, v.dtype) * c2 / (ops.sqrt(v) + optimizer.epsilon))
+    return out
 
 
 RULE = Rule(
@@ -50,9 +61,11 @@ RULE = Rule(
         arguments=lambda hp: {"learning_rate": float(hp["learning_rate"]),
                               "beta_1": float(hp["beta_1"]), "beta_2": float(hp["beta_2"]),
                               "epsilon": float(hp["epsilon"])},
-        refusal=_keras_refusal,
+        fixed={"bias_correction": True},
         note="keras.optimizers.Adam(η, ρ1, ρ2, epsilon=δ): Keras adds its 'epsilon hat' to the "
              "uncorrected sqrt(r), equal to the lecture's δ only as δ -> 0",
+        equal_when={"epsilon": 0.0},
+        effective_learning_rates=_keras_effective_learning_rates,
     ),
     search_space={"learning_rate": SearchDim("log", 1e-5, 1.0),
                   "beta_1": SearchDim("log1m", 1e-3, 0.5),

@@ -17,6 +17,18 @@ class RMSProp(Reference):
         r = self.state["r"][i] = self.rho * self.state["r"][i] + (1 - self.rho) * g * g
         return w - self.lr / (self.delta + np.sqrt(r)) * g
 
+    def effective_learning_rates(self):
+        return [self.lr / (self.delta + np.sqrt(r)) for r in self.state["r"]]
+
+
+def _keras_effective_learning_rates(optimizer):
+    """keras.optimizers.RMSprop's rate in its conventions: ``lr / sqrt(r + eps)``."""
+    from keras import ops
+
+    lr = optimizer._get_current_learning_rate()
+    return [ops.cast(lr, v.dtype) / ops.sqrt(v + optimizer.epsilon)
+            for v in optimizer._velocities]
+
 
 RULE = Rule(
     name="rmsprop",
@@ -33,6 +45,8 @@ RULE = Rule(
         arguments=lambda hp: {"learning_rate": float(hp["learning_rate"]),
                               "rho": float(hp["rho"]), "epsilon": float(hp["epsilon"]) ** 2},
         note="keras.optimizers.RMSprop(η, rho=ρ, epsilon=δ²): epsilon inside the root in Keras",
+        equal_when={"epsilon": 0.0},
+        effective_learning_rates=_keras_effective_learning_rates,
     ),
     search_space={"learning_rate": SearchDim("log", 1e-5, 1.0),
                   "rho": SearchDim("log1m", 1e-3, 0.5),

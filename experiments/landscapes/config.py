@@ -13,7 +13,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from experiments import registry
-from experiments.config import (OPTIMIZERS, ConfigError, TrackingSchema, _at_least,
+from experiments.config import (OPTIMIZERS, ConfigError, TrackingSchema, check_range,
                                 validate_optimizer)
 from experiments.landscapes.functions import LANDSCAPES
 
@@ -31,7 +31,8 @@ class LandscapeSchema:
     steps: int = 500  # optimizer steps (the top-level ``steps`` overrides)
     tolerance: float = 0.01  # reached: within this distance of the minimum, to the end
     escape_radius: float = 1.0  # saddle: escaped once this far from it and below its value
-    learning_rates: Dict[str, float] = field(default_factory=dict)  # per rule: sgd, adam, ...
+    # Per rule (sgd, adam, ...); a rule not listed uses its Rule.landscape_learning_rate.
+    learning_rates: Dict[str, float] = field(default_factory=dict)
     greedy_step: float = 0.1  # std of the greedy search's random moves
 
 
@@ -58,25 +59,29 @@ LANDSCAPE_SCHEMAS = {
 }
 
 
-@dataclass
-class OptimizerOverrides:
-    """Set on every selected optimizer that has the key (null: each keeps its own)."""
+def _optimizer_overrides():
+    """Every hyperparameter of any rule, optional: set on every selected optimizer that has
+    the key (null: each keeps its own)."""
+    names = ["learning_rate", "clip_threshold", "clip_mode"]
+    types = {"clip_mode": str}
+    for rule in registry.rules():
+        for hp in rule.hyperparameters:
+            if hp.name not in names:
+                names.append(hp.name)
+                types[hp.name] = type(hp.default)
+    return dataclasses.make_dataclass(
+        "OptimizerOverrides",
+        [(n, Optional[types.get(n, float)], field(default=None)) for n in names])
 
-    learning_rate: Optional[float] = None
-    clip_threshold: Optional[float] = None
-    clip_mode: Optional[str] = None
-    momentum: Optional[float] = None
-    rho: Optional[float] = None
-    beta_1: Optional[float] = None
-    beta_2: Optional[float] = None
-    epsilon: Optional[float] = None
-    bias_correction: Optional[bool] = None
+
+OptimizerOverrides = _optimizer_overrides()
 
 
 @dataclass
 class LandscapeAppSchema:
     landscape: Any = MISSING
-    optimizers: List[str] = field(default_factory=list)  # options of conf/optimizer
+    # Options of conf/optimizer; null: every one (each rule and its Keras twin).
+    optimizers: Optional[List[str]] = None
     schedule: Any = MISSING  # of every optimizer's learning rate (conf/schedule)
     steps: Optional[int] = None  # default: the landscape's own
     optimizer_overrides: OptimizerOverrides = field(default_factory=OptimizerOverrides)
@@ -119,23 +124,31 @@ def _compose_option(option: str) -> DictConfig:
         return compose(config_name=None, overrides=overrides).optimizer
 
 
+def selected_options(cfg: DictConfig) -> list[str]:
+    """``cfg.optimizers``, or every ``conf/optimizer`` option when it is null."""
+    if cfg.optimizers is None:
+        return list(registry.optimizer_names())
+    return list(cfg.optimizers)
+
+
 def optimizer_configs(cfg: DictConfig) -> dict[str, dict]:
-    """``{option: optimizer config}`` for ``cfg.optimizers``, with the landscape's learning
-    rate for its rule and ``optimizer_overrides`` (keys an optimizer lacks skip it) applied,
-    each checked like ``experiments.train`` checks its optimizer."""
+    """``{option: optimizer config}`` for ``cfg.optimizers``, with the learning rate for the
+    landscape (``landscape.learning_rates`` of its rule, else the rule's
+    ``landscape_learning_rate``) and ``optimizer_overrides`` (keys an optimizer lacks skip
+    it) applied, each checked like ``experiments.train`` checks its optimizer."""
     options = optimizer_options()
+    selected = selected_options(cfg)
     overrides = {k: v for k, v in OmegaConf.to_container(cfg.optimizer_overrides,
                                                           resolve=True).items()
                  if v is not None}
     rates = cfg.landscape.learning_rates
     out, used = {}, set()
-    for option in cfg.optimizers:
+    for option in selected:
         if option not in options:
             raise ConfigError(f"optimizers: {option!r} is not an optimizer option: choose "
                               f"from {', '.join(options)}")
         opt = _compose_option(option)
-        if opt.name in rates:
-            opt.learning_rate = rates[opt.name]
+        opt.learning_rate = rates.get(opt.name, registry.rule(opt.name).landscape_learning_rate)
         for key, value in overrides.items():
             if key in opt:
                 opt[key] = value
@@ -148,16 +161,11 @@ def optimizer_configs(cfg: DictConfig) -> dict[str, dict]:
     unused = sorted(set(overrides) - used)
     if unused:
         raise ConfigError(f"optimizer_overrides.{unused[0]} is not a key of any selected "
-                          f"optimizer ({', '.join(cfg.optimizers)})")
+                          f"optimizer ({', '.join(selected)})")
     return out
 
 
 # --------------------------------------------------------------------------- checks
-def _positive(label, value):
-    if not value > 0:
-        raise ConfigError(f"{label}={value} is out of range: it must be > 0")
-
-
 def validate(cfg: DictConfig) -> dict[str, dict]:
     """Refuse a composed landscape config with one line; return the optimizer configs."""
     from experiments.config import check_schema_keys
@@ -176,7 +184,7 @@ def validate(cfg: DictConfig) -> dict[str, dict]:
         raise ConfigError(f"landscape.bounds={b} must be [x_min, x_max, y_min, y_max] "
                           "with x_min < x_max and y_min < y_max")
     for key in ("tolerance", "escape_radius", "greedy_step"):
-        _positive(f"landscape.{key}", ls[key])
+        check_range(f"landscape.{key}", ls[key], low=0, low_open=True)
     for rule, rate in ls.learning_rates.items():
         if rule not in OPTIMIZERS:
             raise ConfigError(f"landscape.learning_rates.{rule} is not an optimizer rule: "
@@ -187,22 +195,23 @@ def validate(cfg: DictConfig) -> dict[str, dict]:
         except ValueError as err:
             raise ConfigError(str(err)) from None
     if ls.name == "ill_conditioned":
-        _at_least("landscape.condition", ls.condition, 1)
+        check_range("landscape.condition", ls.condition, low=1)
     if ls.name == "local_minima":
-        _at_least("landscape.ripple", ls.ripple, 0)
+        check_range("landscape.ripple", ls.ripple, low=0)
     if ls.name == "cliff":
-        _positive("landscape.height", ls.height)
-        _positive("landscape.width", ls.width)
-        if ls.width > 1:  # the face must end before the minimum at x = 1
-            raise ConfigError(f"landscape.width={ls.width} is out of range: it must be <= 1")
-    _at_least("landscape.steps", ls.steps, 1)
-    _at_least("steps", cfg.steps, 1)
-    _at_least("grid_points", cfg.grid_points, 2)
-    _at_least("greedy_evaluations", cfg.greedy_evaluations, 1)
-    _at_least("gif_frames", cfg.gif_frames, 2)
-    _at_least("tracking.log_every_n_steps", cfg.tracking.log_every_n_steps, 1)
-    if not cfg.optimizers:
-        raise ConfigError("optimizers is empty: list at least one optimizer option")
-    if len(set(cfg.optimizers)) != len(cfg.optimizers):
-        raise ConfigError(f"optimizers={list(cfg.optimizers)} names an option twice")
+        check_range("landscape.height", ls.height, low=0, low_open=True)
+        # the face must end before the minimum at x = 1
+        check_range("landscape.width", ls.width, low=0, high=1, low_open=True)
+    check_range("landscape.steps", ls.steps, low=1)
+    check_range("steps", cfg.steps, low=1)
+    check_range("grid_points", cfg.grid_points, low=2)
+    check_range("greedy_evaluations", cfg.greedy_evaluations, low=1)
+    check_range("gif_frames", cfg.gif_frames, low=2)
+    check_range("tracking.log_every_n_steps", cfg.tracking.log_every_n_steps, low=1)
+    if cfg.optimizers is not None and not cfg.optimizers:
+        raise ConfigError("optimizers is empty: list at least one optimizer option, or null "
+                          "for all")
+    selected = selected_options(cfg)
+    if len(set(selected)) != len(selected):
+        raise ConfigError(f"optimizers={selected} names an option twice")
     return optimizer_configs(cfg)

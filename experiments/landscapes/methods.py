@@ -23,6 +23,8 @@ class Trajectory:
     grad_norms: Optional[np.ndarray] = None  # gradient methods only
     kind: str = "optimizer"  # optimizer, grid or greedy
     summary: dict = field(default_factory=dict)
+    rule: str = ""  # an optimizer's rule (``adam``), also for its Keras twin
+    keras: bool = False  # the Keras twin of ``rule``
 
 
 def optimize(f, start, optimizers: dict, steps: int) -> list[Trajectory]:

@@ -12,10 +12,13 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from experiments.landscapes.config import optimizer_configs
+from experiments import markdown
+
+from experiments.landscapes.config import optimizer_configs, selected_options
 from experiments.landscapes.functions import Landscape, objective
 from experiments.landscapes.methods import (Trajectory, greedy_search, grid_search, optimize,
                                             summarize)
+from experiments.run_status import ended_run
 
 
 def _fmt(value, digits=3):
@@ -36,8 +39,7 @@ def markdown_table(name: str, trajectories: list[Trajectory], spec: Landscape) -
     if spec.saddle is not None:
         cols += ["escaped (step)", "final distance to saddle"]
     cols += ["largest step", "evaluations"]
-    lines = [f"### {name}", "", "| " + " | ".join(cols) + " |",
-             "|" + "|".join(["---"] + ["---:"] * (len(cols) - 1)) + "|"]
+    rows = []
     for t in trajectories:
         s = t.summary
         row = [t.label, _fmt(s["final_loss"])]
@@ -52,8 +54,8 @@ def markdown_table(name: str, trajectories: list[Trajectory], spec: Landscape) -
                 "yes" if s["escape_step"] is None else f"yes ({s['escape_step']})")
             row += [esc, _fmt(s["final_distance_to_saddle"])]
         row += [_fmt(s["largest_step"]) if t.kind != "grid" else "–", str(s["evaluations"])]
-        lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines) + "\n"
+        rows.append(row)
+    return f"### {name}\n\n" + markdown.table(cols, rows, "l" + "r" * (len(cols) - 1)) + "\n"
 
 
 def _step_metrics(traj: Trajectory, every: int):
@@ -80,8 +82,7 @@ def _log_child(parent, uri, tr, landscape: str, traj: Trajectory, conf: dict | N
     child = tracking.RunLogger.start(
         uri, tr.experiment_name, traj.label, parent_run_id=parent.run_id,
         tags={"landscape": landscape, "kind": traj.kind, "optimizer": traj.label})
-    status = "FAILED"
-    try:
+    with ended_run(child):
         child.log_params(tracking.flatten(conf) if conf else
                          {"method": traj.label, "evaluations": traj.evaluations})
         for t, metrics in _step_metrics(traj, tr.log_every_n_steps):
@@ -90,9 +91,6 @@ def _log_child(parent, uri, tr, landscape: str, traj: Trajectory, conf: dict | N
         summary = _summary_metrics(traj.summary)
         child.log_metrics(summary, final)
         parent.log_metrics({f"{k}/{traj.label}": v for k, v in summary.items()}, final)
-        status = "FINISHED"
-    finally:
-        child.end(status)
 
 
 def _output_dir(cfg) -> Path:
@@ -131,14 +129,16 @@ def run(cfg: DictConfig, *, optimizers: dict[str, dict] | None = None,
                                           tr.run_name or f"landscape-{ls.name}", tags=tags)
         config = OmegaConf.to_container(cfg, resolve=True)
         config["tracking"]["uri"] = tracking.redact(uri)
-        config["optimizers"] = ",".join(config["optimizers"])
+        config["optimizers"] = ",".join(selected_options(cfg))
         config["steps"] = steps
         parent.log_params(tracking.flatten(config))
-    status = "FAILED"
-    try:
+    with ended_run(parent):
         schedule = OmegaConf.to_container(cfg.schedule, resolve=True)
         results = optimize(f, start, {label: build_optimizer(conf, schedule)
                                       for label, conf in optimizers.items()}, steps)
+        for traj in results:
+            traj.rule = optimizers[traj.label]["name"]
+            traj.keras = optimizers[traj.label]["implementation"] == "keras"
         results.append(greedy_search(f, start, ls.greedy_step,
                                      cfg.greedy_evaluations or steps + 1, cfg.seed))
         results.append(grid_search(f, list(ls.bounds), cfg.grid_points))
@@ -164,13 +164,6 @@ def run(cfg: DictConfig, *, optimizers: dict[str, dict] | None = None,
                                      "plots")
             parent.log_artifacts([folder / "summary.md", folder / "summary.json"])
             parent.log_artifacts([folder / "config.yaml", folder / "overrides.yaml"], "config")
-        status = "FINISHED"
-    except KeyboardInterrupt:
-        status = "KILLED"
-        raise
-    finally:
-        if parent:
-            parent.end(status)
     print(table, file=out)
     print(f"Pictures and summary in {folder}", file=out)
     result = {"summaries": {t.label: t.summary for t in results}, "table": table,
