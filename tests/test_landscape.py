@@ -219,7 +219,7 @@ def test_summary_reports_distance_and_steps_to_tolerance():
     (["optimizers=[sgd,sgd]"], "names an option twice"),
     (["optimizers=[keras_sgd]", "optimizer_overrides.clip_threshold=1",
       "optimizer_overrides.clip_mode=sign"], "keras_sgd: optimizer.clip_mode=sign"),
-    (["+landscape.learning_rates.lion=0.1"], "landscape.learning_rates.lion"),
+    (["+landscape.learning_rates.adamax=0.1"], "landscape.learning_rates.adamax"),
     (["landscape=cliff", "landscape.width=2"], "landscape.width=2.0"),
 ])
 def test_bad_values_are_refused_in_one_line(overrides, fragment):
