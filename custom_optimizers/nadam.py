@@ -1,0 +1,139 @@
+"""NAdam: Adam with Nesterov momentum and Dozat's momentum schedule."""
+
+import math
+
+import keras
+from keras import ops
+
+from custom_optimizers._base import AdaptiveLectureOptimizer
+from custom_optimizers._checks import check_hyperparameter
+
+# Terms of the series for log Π(1 - 0.5 q^i) (see ``_momentum_products``): the k-th term is
+# at most t 0.5^k / k, below 1e-16 of the sum for k > 60 while the product is above 1e-300.
+_SERIES_TERMS = 64
+
+
+@keras.saving.register_keras_serializable(package="custom_optimizers")
+class NAdam(AdaptiveLectureOptimizer):
+    r"""NAdam: Adam whose momentum looks one step ahead, with a warming-up momentum.
+
+    Formula card (Dozat 2016, "Incorporating Nesterov Momentum into Adam"; as PyTorch's
+    ``torch.optim.NAdam``)::
+
+        μ(t)   = ρ1 (1 - 0.5 · 0.96^(ψ t))                       (momentum schedule)
+        v(t)   = ρ1 v(t-1) + (1 - ρ1) g(t)              v(0) = 0  (first moment)
+        r(t)   = ρ2 r(t-1) + (1 - ρ2) g(t)²             r(0) = 0  (second moment)
+        v̂(t)   = μ(t+1) v(t) / (1 - Π_{i≤t+1} μ(i)) + (1 - μ(t)) g(t) / (1 - Π_{i≤t} μ(i))
+        r̂(t)   = r(t) / (1 - ρ2^t)
+        W(t+1) = W(t) - ε / (δ + sqrt(r̂(t))) v̂(t)
+
+    * ε → ``learning_rate`` (default 0.001), ρ1 → ``beta_1`` (0.9), ρ2 → ``beta_2``
+      (0.999), ψ → ``momentum_decay`` (0.004, the paper's and PyTorch's default), δ →
+      ``epsilon`` (1e-7), added outside the root of the *corrected* r̂, as in Adam.
+    * μ(t) warms up from ρ1/2 towards ρ1, the gap halving every 17/ψ steps: every ~4200
+      steps with ψ = 0.004, every 17 with ψ = 1.
+    * Where the three agree: this class with ``momentum_decay=ψ`` computes PyTorch's
+      ``NAdam(lr, betas=(ρ1, ρ2), eps=δ, momentum_decay=ψ)`` for every ψ (δ placed alike).
+      ``keras.optimizers.Nadam(lr, ρ1, ρ2, epsilon=δ)`` hard-codes 0.96^t, i.e. ψ = 1, and
+      also adds its epsilon to the root of the corrected r̂: it equals this class with
+      ``momentum_decay=1`` (float rounding apart) and no Keras setting gives ψ = 0.004.
+    * The products Π μ(i) are computed from t in closed form (a fast-converging series),
+      so the optimizer keeps no state beyond v and r and every step is independent of how
+      the steps were batched, replicated or accumulated.
+
+    Args:
+        learning_rate: ε.
+        beta_1: ρ1, decay of the first-moment average and the momentum's limit, in [0, 1).
+        beta_2: ρ2, decay of the second-moment average, in [0, 1).
+        epsilon: δ.
+        momentum_decay: ψ >= 0, how fast the momentum schedule reaches ρ1.
+        clip_threshold, clip_mode, **kwargs: see ``LectureOptimizer``.
+    """
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 momentum_decay=0.004, clip_threshold=None, clip_mode="norm", name="nadam",
+                 **kwargs):
+        super().__init__(learning_rate, clip_threshold, clip_mode, name=name, **kwargs)
+        self.beta_1 = check_hyperparameter("beta_1", beta_1)
+        self.beta_2 = check_hyperparameter("beta_2", beta_2)
+        self.epsilon = check_hyperparameter("epsilon", epsilon)
+        self.momentum_decay = check_hyperparameter("momentum_decay", momentum_decay)
+
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        self.momentums, self.velocities = self.add_optimizer_variables(
+            var_list, ["momentum", "velocity"]
+        )
+
+    def _momentum(self, t):
+        """μ(t) = ρ1 (1 - 0.5 · 0.96^(ψ t)), float64."""
+        return self.beta_1 * (1.0 - 0.5 * ops.exp(t * (self.momentum_decay * math.log(0.96))))
+
+    def _momentum_product(self, t):
+        """Π_{i=1..t} μ(i), float64, without a loop over i.
+
+        log Π (1 - 0.5 q^i) = -Σ_k 0.5^k/k Σ_i q^(ik) with q = 0.96^ψ, and the inner sum is
+        geometric: q^k (1 - q^(kt)) / (1 - q^k), or t when q = 1 (ψ = 0).
+        """
+        k = ops.arange(1, _SERIES_TERMS + 1, dtype="float64")
+        log_q = self.momentum_decay * math.log(0.96)
+        if log_q == 0.0:
+            inner = t * ops.ones_like(k)
+        else:
+            inner = ops.exp(k * log_q) * ops.expm1(k * t * log_q) / ops.expm1(k * log_q)
+        log_product = -ops.sum(ops.power(0.5, k) / k * inner)
+        return ops.power(ops.convert_to_tensor(self.beta_1, "float64"), t) * ops.exp(log_product)
+
+    def _scalars(self, dtype):
+        """The step's scalars ``μ(t+1)/(1-Π_{t+1})``, ``(1-μ(t))/(1-Π_t)`` and
+        ``1/sqrt(1-ρ2^t)``, cast to the variables' dtype."""
+        t = ops.cast(self.iterations + 1, "float64")
+        mu, mu_next = self._momentum(t), self._momentum(t + 1.0)
+        product = self._momentum_product(t)
+        ahead = mu_next / (1.0 - product * mu_next)
+        now = (1.0 - mu) / (1.0 - product)
+        second = ops.rsqrt(1.0 - ops.power(ops.convert_to_tensor(self.beta_2, "float64"), t))
+        return [ops.cast(x, dtype) for x in (ahead, now, second)]
+
+    def update_step(self, gradient, variable, learning_rate):
+        lr = ops.cast(learning_rate, variable.dtype)
+        gradient = self._prepare_gradient(gradient, variable)
+        v = self.momentums[self._get_variable_index(variable)]
+        r = self.velocities[self._get_variable_index(variable)]
+        ahead, now, second = self._scalars(variable.dtype)
+        self.assign(v, ops.add(ops.multiply(v, self.beta_1),
+                               ops.multiply(gradient, 1.0 - self.beta_1)))
+        self.assign(r, ops.add(ops.multiply(r, self.beta_2),
+                               ops.multiply(ops.square(gradient), 1.0 - self.beta_2)))
+        # ε/(δ + sqrt(r)/c) * (ahead*v + now*g), numerator and denominator times c =
+        # sqrt(1-ρ2^t) = 1/second; divide_no_nan: 0/0 only where r = 0 (δ = 0 allowed).
+        self.assign_sub(
+            variable,
+            ops.divide_no_nan(
+                ops.multiply(ops.add(ops.multiply(v, ahead), ops.multiply(gradient, now)),
+                             lr / second),
+                ops.add(ops.sqrt(r), self.epsilon / second),
+            ),
+        )
+
+    def effective_learning_rates(self):
+        """``ε / (δ + sqrt(r̂_j))``: the factor the look-ahead first moment v̂ is scaled by."""
+        lr = self._get_current_learning_rate()
+        rates = []
+        for r in self.velocities:
+            t = ops.maximum(ops.cast(self.iterations, r.dtype), 1.0)
+            second = ops.rsqrt(1.0 - ops.power(ops.convert_to_tensor(self.beta_2, r.dtype), t))
+            rates.append(ops.cast(lr, r.dtype) / (ops.sqrt(r) * second + self.epsilon))
+        return rates
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "beta_1": self.beta_1,
+            "beta_2": self.beta_2,
+            "epsilon": self.epsilon,
+            "momentum_decay": self.momentum_decay,
+        })
+        return config
