@@ -1,0 +1,64 @@
+"""Lion: the sign of an interpolated momentum (Chen et al. 2023)."""
+
+import keras
+from keras import ops
+
+from custom_optimizers._base import LectureOptimizer
+from custom_optimizers._checks import check_hyperparameter
+
+
+@keras.saving.register_keras_serializable(package="custom_optimizers")
+class Lion(LectureOptimizer):
+    r"""Lion: ``u <- sign(b1*m + (1-b1)*g); W <- W - lr*u; m <- b2*m + (1-b2)*g``.
+
+    Formula card (Chen et al. 2023, "Symbolic Discovery of Optimization Algorithms")::
+
+        u(t)   = sign(β1 m(t-1) + (1 - β1) g(t))                  (the update direction)
+        W(t+1) = W(t) - η u(t)
+        m(t)   = β2 m(t-1) + (1 - β2) g(t)              m(0) = 0
+
+    * η → ``learning_rate`` (default 1e-4: the paper uses 3-10x smaller rates than for
+      AdamW, since every weight moves by exactly η per step), β1 → ``beta_1`` (0.9),
+      β2 → ``beta_2`` (0.99), both in [0, 1); β1 = 0 is sign descent (signSGD).
+    * The lecture's sign clipping ``sign(g) u`` taken to its limit: every step is clipped,
+      elementwise, to length η; the momentum only decides the sign. Two averages: the
+      direction interpolates with β1, the state decays with β2 (β2 > β1 by default, so the
+      state remembers longer than the direction looks back).
+    * Not adaptive in the lecture's sense (no ``lr/(δ + sqrt(r))``): no epsilon, no
+      second moment, half of Adam's state.
+    * Equal to ``keras.optimizers.Lion(η, β1, β2)`` (the same three lines), which refuses
+      β1 = 0.
+
+    Args:
+        learning_rate: η.
+        beta_1: β1, weight of the momentum in the update direction, in [0, 1).
+        beta_2: β2, decay of the momentum, in [0, 1).
+        clip_threshold, clip_mode, **kwargs: see ``LectureOptimizer``.
+    """
+
+    def __init__(self, learning_rate=1e-4, beta_1=0.9, beta_2=0.99, clip_threshold=None,
+                 clip_mode="norm", name="lion", **kwargs):
+        super().__init__(learning_rate, clip_threshold, clip_mode, name=name, **kwargs)
+        self.beta_1 = check_hyperparameter("beta_1", beta_1)
+        self.beta_2 = check_hyperparameter("beta_2", beta_2)
+
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        self.momentums = self.add_optimizer_variables(var_list, "momentum")
+
+    def update_step(self, gradient, variable, learning_rate):
+        lr = ops.cast(learning_rate, variable.dtype)
+        gradient = self._prepare_gradient(gradient, variable)
+        m = self.momentums[self._get_variable_index(variable)]
+        direction = ops.sign(ops.add(ops.multiply(m, self.beta_1),
+                                     ops.multiply(gradient, 1.0 - self.beta_1)))
+        self.assign_sub(variable, ops.multiply(direction, lr))
+        self.assign(m, ops.add(ops.multiply(m, self.beta_2),
+                               ops.multiply(gradient, 1.0 - self.beta_2)))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"beta_1": self.beta_1, "beta_2": self.beta_2})
+        return config
