@@ -61,7 +61,7 @@ def test_pca_directions_are_orthonormal_and_span_a_planar_path():
 
 @pytest.mark.parametrize("override,message", [
     ("optimizers=[sgd,bogus]", "optimizers: 'bogus' is not an optimizer option"),
-    ("grid_points=1", "grid_points=1 is out of range: valid values are in [2, inf)"),
+    ("grid_points=1", r"grid_points=1 is out of range: valid values are in \[2, inf\)"),
     ("center=adagrad", "center='adagrad' is not one of optimizers: sgd, momentum, adam"),
     ("trainer.weights_every_n_steps=0", "trainer.weights_every_n_steps=0 is out of range"),
     ("trainer.loss=l1", "optimizers: sgd: trainer.loss='l1' is not valid"),
