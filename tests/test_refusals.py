@@ -156,7 +156,9 @@ def test_refused_at_once_in_one_line(results, index):
     assert fragment in result["stderr"], result["stderr"]
     assert result["stderr"].count("\n") == 1 and "Traceback" not in result["stderr"]
     assert not result["mlflow"], "refused before MLflow was needed"
-    assert result["cpu_s"] < 1.5, result
+    # Catches heavy imports (TensorFlow alone is ~6 s of CPU), not speed: a loaded machine
+    # can double the ~0.6 s a refusal takes; benchmarks.startup measures the time.
+    assert result["cpu_s"] < 4.0, result
 
 
 def _table():  # pragma: no cover - the report's numbers: python tests/test_refusals.py
