@@ -154,6 +154,12 @@ class MNIST1DGRUParams(RNNParams):
     initializer: str = "torch"
 
 
+@dataclass
+class NoisyQuadraticParams:
+    hessian_seed: int = 42  # the problem's Hessian (experiments.noisy_quadratic)
+    start: float = 1.0  # θ's initial value in every coordinate
+
+
 MODEL_PARAMS: dict[str, type] = {
     "logreg": LogRegParams,
     "mlp": MLPParams,
@@ -163,6 +169,7 @@ MODEL_PARAMS: dict[str, type] = {
     "mnist1d_mlp": MNIST1DMLPParams,
     "mnist1d_cnn": MNIST1DCNNParams,
     "mnist1d_gru": MNIST1DGRUParams,
+    "noisy_quadratic": NoisyQuadraticParams,
 }
 MODEL_NAMES = tuple(MODEL_PARAMS)
 
@@ -170,6 +177,7 @@ MODEL_NAMES = tuple(MODEL_PARAMS)
 _FAMILY = {
     "logreg": "logreg", "mlp": "mlp", "cnn": "cnn", "rnn": "rnn",
     "mnist1d_logreg": "logreg", "mnist1d_mlp": "mlp", "mnist1d_cnn": "cnn", "mnist1d_gru": "rnn",
+    "noisy_quadratic": "quadratic",
 }
 
 
@@ -235,6 +243,8 @@ def resolve_params(name: str, params: Mapping[str, Any] | None = None):
         _check_int(name, "stride", p.stride, 1)
         _check_int(name, "padding", p.padding, 0)
         p.kernel_sizes = _int_tuple(p.kernel_sizes, f"kernel_sizes for model {name!r}")
+    elif family == "quadratic":
+        _check_int(name, "hessian_seed", p.hessian_seed, 0)
     elif family == "rnn":
         _check_int(name, "units", p.units, 1)
         _check_bool(name, "bidirectional", p.bidirectional)
@@ -382,10 +392,14 @@ def build_model(name: str, input_shape: Sequence[int], num_classes: int, **param
     shape = _check_shape(name, p, input_shape)
     if not is_int(num_classes) or num_classes < 2:
         raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+    family = _FAMILY[name]
+    if family == "quadratic":
+        from experiments import noisy_quadratic
+
+        return noisy_quadratic.build_model(shape, num_classes, p.hessian_seed, p.start)
     import keras
 
     x = keras.Input(shape=shape, name="input")
-    family = _FAMILY[name]
     if family == "logreg":
         out = _build_logreg(keras, x, p, num_classes)
     elif family == "mlp":

@@ -75,6 +75,12 @@ def _build_mnist1d() -> RawData:
     return RawData(d["x"][..., None], d["y"], d["x_test"][..., None], d["y_test"])
 
 
+def _build_noisy_quadratic() -> RawData:
+    from experiments import noisy_quadratic
+
+    return noisy_quadratic.build_raw()
+
+
 def _build_keras_mnist() -> RawData:
     return load_keras_dataset("mnist")
 
@@ -114,6 +120,12 @@ DATASETS: dict[str, DatasetSpec] = {
             "MNIST-1D benchmark (Greydanus 2020), default arguments: 4000 train + 1000 test "
             "sequences of length 40",
             _build_mnist1d,
+        ),
+        DatasetSpec(
+            "noisy_quadratic", "tabular", (100,), 2, "experiments.noisy_quadratic", True, True,
+            1.0, _TINY_FLOOR, "DeepOBS's noisy quadratic: 1000 + 1000 draws of N(0, 0.6^2 I) "
+            "in 100-d (dummy labels); train with standardize=false",
+            _build_noisy_quadratic,
         ),
         DatasetSpec(
             "mnist", "image", (28, 28, 1), 10, "keras.datasets.mnist", False, True, 255.0,

@@ -1,0 +1,261 @@
+"""The benchmark's report: leaderboard, tables and plots, pure functions of the trial table.
+
+``write_report(results, workloads, out)`` writes ``results.csv``, ``scores.csv``,
+``leaderboard.md`` and ``plots/`` (performance profiles in steps and seconds, budget
+curves, learning-rate sensitivity, time to target per workload) and returns the
+leaderboard's Markdown. Nothing here trains or imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from experiments import scoring
+from experiments.compare import markdown_table
+
+
+def _fmt_time(t: float) -> str:
+    return "∞" if not math.isfinite(t) else f"{t:.0f}"
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _panels(n: int):
+    """One small panel per workload, four to a row."""
+    plt = _plt()
+    cols = min(4, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False,
+                             dpi=100)
+    return plt, fig, axes
+
+
+def _finish(plt, fig, axes, n: int, ylabel: str, path: Path) -> None:
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    axes[0][0].set_ylabel(ylabel)
+    axes[0][0].legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _style(optimizer: str, colours: Mapping[str, str]) -> dict:
+    rule = optimizer.removeprefix("keras_")
+    return {"color": colours.get(rule), "ls": "--" if optimizer.startswith("keras_") else "-"}
+
+
+def profile_plot(results: pd.DataFrame, path: Path, colours: Mapping[str, str],
+                 min_fraction: float, r_max: float = scoring.R_MAX) -> None:
+    """ρ(τ) per optimizer: rows steps / seconds, columns the rulesets."""
+    plt = _plt()
+    rulesets = list(dict.fromkeys(results["ruleset"]))
+    fig, axes = plt.subplots(2, len(rulesets), figsize=(6 * len(rulesets), 8), squeeze=False,
+                             dpi=100)
+    taus = np.linspace(1.0, r_max, 301)
+    for i, col in enumerate(("steps_to_target", "seconds_to_target")):
+        times = scoring.times_table(results, col, min_fraction)
+        for j, ruleset in enumerate(rulesets):
+            ax = axes[i][j]
+            block = times.xs(ruleset, level="ruleset")
+            rho = scoring.profile(scoring.ratios(block), taus)
+            for optimizer, row in rho.iterrows():
+                ax.step(taus, row.to_numpy(), where="post", label=optimizer,
+                        **_style(optimizer, colours))
+            ax.set_title(f"{ruleset}: time in {col.split('_')[0]}")
+            ax.set_xlabel("τ (ratio to the best optimizer)")
+            ax.set_ylabel("ρ(τ): share of workloads")
+            ax.set_ylim(-0.02, 1.02)
+            ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def budget_plot(curves: pd.DataFrame, path: Path, colours: Mapping[str, str],
+                targets: Mapping[str, float | None]) -> None:
+    """Expected best validation value after k trials, one panel per workload."""
+    workloads = list(dict.fromkeys(curves["workload"]))
+    plt, fig, axes = _panels(len(workloads))
+    for ax, w in zip(axes.flat, workloads):
+        block = curves[curves["workload"] == w]
+        for optimizer, c in block.groupby("optimizer", sort=False):
+            style = _style(optimizer, colours)
+            ax.plot(c["k"], c["mean"], marker=".", label=optimizer, **style)
+            ax.fill_between(c["k"], c["low"], c["high"], color=style["color"], alpha=0.06)
+        if targets.get(w) is not None:
+            ax.axhline(targets[w], color="k", lw=0.8, ls=":")
+        ax.set_title(w, fontsize=9)
+        ax.set_xlabel("trials k")
+        ax.grid(alpha=0.3)
+    _finish(plt, fig, axes, len(workloads), "expected best validation value", path)
+
+
+def sensitivity_plot(results: pd.DataFrame, path: Path, colours: Mapping[str, str],
+                     targets: Mapping[str, float | None]) -> None:
+    """Best validation value against the learning rate, every trial, one panel per workload."""
+    workloads = list(dict.fromkeys(results["workload"]))
+    plt, fig, axes = _panels(len(workloads))
+    for ax, w in zip(axes.flat, workloads):
+        block = results[results["workload"] == w]
+        for optimizer, g in block.groupby("optimizer", sort=False):
+            style = _style(optimizer, colours)
+            g = g.sort_values("learning_rate")
+            ax.plot(g["learning_rate"], g["best_value"], marker="o" if style["ls"] == "-"
+                    else "x", ls="none", ms=4, color=style["color"], label=optimizer)
+            dv = g[g["diverged"].astype(bool)]
+            ax.plot(dv["learning_rate"], dv["best_value"], marker="v", ls="none", ms=6,
+                    mfc="none", color="k")
+        if targets.get(w) is not None:
+            ax.axhline(targets[w], color="k", lw=0.8, ls=":")
+        ax.set_xscale("log")
+        ax.set_title(w, fontsize=9)
+        ax.set_xlabel("learning rate η")
+        ax.grid(alpha=0.3)
+    _finish(plt, fig, axes, len(workloads), "best validation value", path)
+
+
+def time_plot(results: pd.DataFrame, path: Path, colours: Mapping[str, str],
+              min_fraction: float) -> None:
+    """Steps to target per workload and optimizer (bars; a cross where never reached)."""
+    plt = _plt()
+    times = scoring.times_table(results, "steps_to_target", min_fraction)
+    rulesets = list(dict.fromkeys(results["ruleset"]))
+    workloads = list(times.columns)
+    fig, axes = plt.subplots(len(rulesets), 1, figsize=(max(8, 1.6 * len(workloads)),
+                                                        3.6 * len(rulesets)),
+                             squeeze=False, dpi=100)
+    for ax, ruleset in zip(axes[:, 0], rulesets):
+        block = times.xs(ruleset, level="ruleset")
+        n = len(block)
+        width = 0.8 / max(n, 1)
+        for i, (optimizer, row) in enumerate(block.iterrows()):
+            x = np.arange(len(workloads)) + (i - n / 2 + 0.5) * width
+            v = row[workloads].to_numpy(float)
+            style = _style(optimizer, colours)
+            ax.bar(x[np.isfinite(v)], v[np.isfinite(v)], width, color=style["color"],
+                   hatch="//" if style["ls"] == "--" else None, label=optimizer)
+            ax.plot(x[~np.isfinite(v)], np.zeros((~np.isfinite(v)).sum()), "x",
+                    color=style["color"])
+        ax.set_xticks(np.arange(len(workloads)), workloads, fontsize=8)
+        ax.set_ylabel("steps to target")
+        ax.set_title(f"{ruleset}: median over studies (x: not reached)")
+        ax.grid(alpha=0.3, axis="y")
+    axes[0][0].legend(fontsize=6, ncol=4)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def leaderboard(scores: pd.DataFrame, results: pd.DataFrame, min_fraction: float,
+                twins: pd.DataFrame | None, header: str = "") -> str:
+    """The Markdown leaderboard: per ruleset, scores with CIs and times per workload."""
+    steps = scoring.times_table(results, "steps_to_target", min_fraction)
+    lines = [header] if header else []
+    for ruleset in dict.fromkeys(results["ruleset"]):
+        block = scores.xs(ruleset, level="ruleset").sort_values(
+            ["score_steps", "score_seconds"], ascending=False)
+        times = steps.xs(ruleset, level="ruleset")
+        workloads = list(times.columns)
+        body = []
+        for optimizer, s in block.iterrows():
+            body.append([optimizer,
+                         scoring.format_ci(s.score_steps, s.score_steps_low, s.score_steps_high),
+                         scoring.format_ci(s.score_seconds, s.score_seconds_low,
+                                           s.score_seconds_high),
+                         *(_fmt_time(times.loc[optimizer, w]) for w in workloads)])
+        lines += [f"**{ruleset}** (score = area under ρ(τ) on τ ∈ [1, 4] / 3, "
+                  "95 % bootstrap CI; then steps to target per workload, ∞ = not reached)", "",
+                  markdown_table(["optimizer", "score (steps)", "score (seconds)", *workloads],
+                                 body), ""]
+    if twins is not None and len(twins):
+        body = [[r.pair, int(r.compared), int(r.mismatches)] for r in twins.itertuples()]
+        lines += ["**Exact twins** (same rule, same sampled hyperparameters and seed: steps "
+                  "to target must agree)", "",
+                  markdown_table(["pair", "trials compared", "mismatches"], body), ""]
+    return "\n".join(lines)
+
+
+def mnist1d_table(results: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> str:
+    """Best validation accuracy on the MNIST-1D workloads per optimizer: defaults (mean over
+    seeds, bootstrap 95 % CI) and tuned (best trial per study, mean and CI over studies and
+    trials)."""
+    block = results[results["workload"].str.startswith("mnist1d")]
+    if block.empty:
+        return ""
+    rng = np.random.default_rng(seed)
+    workloads = list(dict.fromkeys(block["workload"]))
+    body = []
+    for optimizer in dict.fromkeys(block["optimizer"]):
+        row = [optimizer]
+        for ruleset in ("defaults", "tuned"):
+            for w in workloads:
+                g = block[(block["optimizer"] == optimizer) & (block["workload"] == w)
+                          & (block["ruleset"] == ruleset)]
+                if g.empty:
+                    row.append("–")
+                    continue
+                if ruleset == "defaults":
+                    v = g["best_value"].to_numpy(float)
+                else:
+                    v = g.groupby("study")["best_value"].max().to_numpy(float)
+                    if len(v) == 1:  # one study: the spread of the best of K draws
+                        pool = g["best_value"].to_numpy(float)
+                        k = len(pool)
+                        draws = pool[rng.integers(0, k, (n_boot, k))].max(axis=1)
+                        lo, hi = np.quantile(draws, [0.025, 0.975])
+                        row.append(f"{v[0]:.3f} [{lo:.3f}, {hi:.3f}]")
+                        continue
+                boot = v[rng.integers(0, len(v), (n_boot, len(v)))].mean(axis=1)
+                lo, hi = np.quantile(boot, [0.025, 0.975])
+                row.append(f"{v.mean():.3f} [{lo:.3f}, {hi:.3f}] (n={len(v)})")
+        body.append(row)
+    header = ["optimizer", *(f"{w} defaults" for w in workloads),
+              *(f"{w} tuned" for w in workloads)]
+    return markdown_table(header, body)
+
+
+def write_report(results: pd.DataFrame, workloads: Sequence, out: Path, *,
+                 colours: Mapping[str, str], exact_pairs: Mapping[str, str],
+                 min_fraction: float = scoring.MIN_FRACTION, n_boot: int = 200, seed: int = 0,
+                 header: str = "") -> tuple[str, pd.DataFrame]:
+    """Everything the benchmark writes from its trial table; returns (leaderboard, scores)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "plots").mkdir(exist_ok=True)
+    results.to_csv(out / "results.csv", index=False)
+    scores = scoring.bootstrap_scores(results, n_boot=n_boot, seed=seed,
+                                      min_fraction=min_fraction)
+    scores.to_csv(out / "scores.csv")
+    summary, bad = scoring.twin_check(results, exact_pairs)
+    if len(bad):
+        bad.to_csv(out / "twin_mismatches.csv", index=False)
+    board = leaderboard(scores, results, min_fraction, summary, header)
+    table = mnist1d_table(results, seed=seed)
+    if table:
+        board += ("\n**MNIST-1D: best validation accuracy** (defaults: mean over seeds; "
+                  "tuned: best trial of a study; 95 % bootstrap CI)\n\n" + table + "\n")
+    (out / "leaderboard.md").write_text(board)
+    targets = {w.name: w.target for w in workloads}
+    maximize = {w.name: w.maximize for w in workloads}
+    profile_plot(results, out / "plots" / "profiles.png", colours, min_fraction)
+    time_plot(results, out / "plots" / "time_to_target.png", colours, min_fraction)
+    tuned = results[results["ruleset"] == "tuned"]
+    if len(tuned):
+        curves = scoring.budget_curves(results, maximize, seed=seed)
+        curves.to_csv(out / "budget_curves.csv", index=False)
+        budget_plot(curves, out / "plots" / "budget_curves.png", colours, targets)
+        sensitivity_plot(tuned, out / "plots" / "lr_sensitivity.png", colours, targets)
+    return board, scores
