@@ -444,41 +444,32 @@ def _json_default(value):
 
 
 # ---------------------------------------------------------------------------- running
-def _eta(done_seconds: float, done: int, left: int) -> str:
-    if not done:
-        return "?"
-    s = done_seconds / done * left
-    return f"{int(s // 60)}m{int(s % 60):02d}s"
-
-
 def run_trials(specs: Sequence[TrialSpec], store: TrialStore, data: DataCache | None = None,
-               out=sys.stderr, label: str = "trial") -> list[dict]:
-    """Run ``specs`` in this process, skipping those already FINISHED in ``store``."""
+               out=sys.stderr, label: str = "benchmark") -> list[dict]:
+    """Run ``specs`` in this process, skipping those already FINISHED in ``store``;
+    progress (trial i/N, the last result, ETA) on ``out``."""
+    from experiments.progress import Progress
+
     data = data or DataCache()
     done = store.finished()
-    rows, n = [], len(specs)
     skipped = sum(1 for s in specs if s.key() in done)
     if skipped:
-        print(f"Resuming benchmark {store.benchmark_id!r}: {skipped} of {n} trials already "
-              "finished, skipped.", file=out)
-    ran, spent = 0, 0.0
-    for i, spec in enumerate(specs, 1):
-        key = spec.key()
-        if key in done:
-            rows.append(done[key])
-            continue
-        t0 = time.perf_counter()
-        row = run_trial(spec, data)
-        store.log(spec, row)
-        rows.append(row)
-        ran += 1
-        spent += time.perf_counter() - t0
-        left = n - i
-        outcome = ("diverged" if row["diverged"] else
-                   f"target at step {row['steps_to_target']}" if row["steps_to_target"]
-                   is not None else f"best {row['best_value']:.4g}")
-        print(f"[{label} {i}/{n}] {spec.label()}: {outcome} ({row['seconds']:.1f} s); "
-              f"ETA {_eta(spent, ran, left)}", file=out, flush=True)
+        print(f"Resuming benchmark {store.benchmark_id!r}: {skipped} of {len(specs)} trials "
+              "already finished, skipped.", file=out)
+    rows = []
+    with Progress(len(specs), label, unit="trial", initial=skipped, stream=out) as bar:
+        for spec in specs:
+            key = spec.key()
+            if key in done:
+                rows.append(done[key])
+                continue
+            row = run_trial(spec, data)
+            store.log(spec, row)
+            rows.append(row)
+            outcome = ("diverged" if row["diverged"] else
+                       f"target@{row['steps_to_target']}" if row["steps_to_target"]
+                       is not None else f"best={row['best_value']:.4g}")
+            bar.update(last=f"{spec.label()}: {outcome} ({row['seconds']:.1f}s)")
     return rows
 
 
