@@ -170,17 +170,22 @@ def leaderboard(scores: pd.DataFrame, results: pd.DataFrame, min_fraction: float
             ["score_steps", "score_seconds"], ascending=False)
         times = steps.xs(ruleset, level="ruleset")
         workloads = list(times.columns)
+        mine = results[results["ruleset"] == ruleset]
+        reached = mine["steps_to_target"].notna().groupby(mine["optimizer"]).agg(["sum",
+                                                                                 "count"])
         body = []
         for optimizer, s in block.iterrows():
             body.append([optimizer,
                          scoring.format_ci(s.score_steps, s.score_steps_low, s.score_steps_high),
                          scoring.format_ci(s.score_seconds, s.score_seconds_low,
                                            s.score_seconds_high),
+                         "{}/{}".format(*reached.loc[optimizer]),
                          *(_fmt_time(times.loc[optimizer, w]) for w in workloads)])
         lines += [f"**{ruleset}** (score = area under ρ(τ) on τ ∈ [1, 4] / 3, "
-                  "95 % bootstrap CI; then steps to target per workload, ∞ = not reached)", "",
-                  markdown_table(["optimizer", "score (steps)", "score (seconds)", *workloads],
-                                 body), ""]
+                  "95 % bootstrap CI; trials that reached their target; then steps to "
+                  "target per workload, ∞ = not reached)", "",
+                  markdown_table(["optimizer", "score (steps)", "score (seconds)",
+                                  "trials at target", *workloads], body), ""]
     if twins is not None and len(twins):
         body = [[r.pair, int(r.compared), int(r.mismatches)] for r in twins.itertuples()]
         lines += ["**Exact twins** (same rule, same sampled hyperparameters and seed: steps "

@@ -10,10 +10,13 @@ Time to target of one optimizer on one workload (AlgoPerf's external-tuning rule
 ----------------------------------------------------------------------------------
 * A **study** is K trials (K sampled hyperparameter points; in the defaults ruleset one
   trial: the defaults). The study's time is that of its fastest trial that reached the
-  target, **provided that at least m of its K trials reached it** (else ∞): a search
-  space that finds the target once by luck does not count. AlgoPerf's scorer asks for
-  3 of 5; here ``m = ceil(min_fraction · K)`` with ``min_fraction = 0.6`` by default
-  (3 of 5, 2 of 3, 1 of 1).
+  target, **provided that at least m of its K trials reached it** (else ∞), with
+  ``m = ceil(min_fraction · K)``, at least 1. AlgoPerf's scorer asks for 3 of 5
+  (``ALGOPERF_MIN_FRACTION = 0.6``: a search space that finds the target once by luck
+  does not count), with search spaces its submitters narrow down. The registry's spaces
+  are deliberately wide and workload-agnostic (5 decades of learning rate), so the lab's
+  default is ``min_fraction = 0``, m = 1: the best of K draws, as in Choi et al. 2019 and
+  Sivaprasad et al. 2020; how many draws succeed is reported beside the score.
 * The workload's time is the **median over studies** (∞ when half or more of them are ∞:
   ``numpy.median`` of a list with ∞ in its upper half).
 
@@ -51,7 +54,8 @@ import numpy as np
 import pandas as pd
 
 R_MAX = 4.0
-MIN_FRACTION = 0.6
+ALGOPERF_MIN_FRACTION = 0.6  # 3 of 5
+MIN_FRACTION = 0.0  # this lab's default: one trial of the K is enough (see below)
 KEYS = ("workload", "optimizer", "ruleset")
 
 
