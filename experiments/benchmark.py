@@ -633,8 +633,10 @@ def run_benchmark(s: Settings, out=sys.stdout, err=sys.stderr) -> str | None:
               f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {machine_line()}; "
               f"{len(rows)} trials, K = {p['tuned']['trials']} trials x "
               f"{p['tuned']['studies']} studies (tuned), {p['at_defaults']['seeds']} seeds "
-              f"(defaults), step budget x {p['budget']}, this run's wall time "
-              f"{time.time() - started:.0f} s.\n")
+              f"(defaults), step budget x {p['budget']}; training time summed over the "
+              f"trials {results['seconds'].sum() / 60:.1f} min (median trial "
+              f"{results['seconds'].median():.1f} s), this process {time.time() - started:.0f} s."
+              "\n")
     colours = {o.rule.name: o.rule.colour for o in s.optimizers}
     board, scores = benchmark_report.write_report(
         results, s.workloads, s.output_dir, colours=colours,

@@ -194,6 +194,23 @@ def leaderboard(scores: pd.DataFrame, results: pd.DataFrame, min_fraction: float
     return "\n".join(lines)
 
 
+def workload_table(results: pd.DataFrame, workloads: Sequence) -> str:
+    """Per workload: metric, target, budget, and what a trial cost here."""
+    body = []
+    for w in workloads:
+        g = results[results["workload"] == w.name]
+        if g.empty:
+            continue
+        q1, med, q3 = np.quantile(g["seconds"], [0.25, 0.5, 0.75])
+        body.append([w.name, w.metric, f"{w.target:.4g}", w.steps, w.batch_size,
+                     f"{med:.1f} [{q1:.1f}, {q3:.1f}]",
+                     f"{g['steps_to_target'].notna().sum()}/{len(g)}",
+                     f"{g['diverged'].astype(bool).sum()}"])
+    return markdown_table(["workload", "metric", "target", "step budget", "batch",
+                           "trial seconds, median [IQR]", "trials at target", "diverged"],
+                          body)
+
+
 def mnist1d_table(results: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> str:
     """Best validation accuracy on the MNIST-1D workloads per optimizer: defaults (mean over
     seeds, bootstrap 95 % CI) and tuned (best trial per study, mean and CI over studies and
@@ -248,6 +265,7 @@ def write_report(results: pd.DataFrame, workloads: Sequence, out: Path, *,
     if len(bad):
         bad.to_csv(out / "twin_mismatches.csv", index=False)
     board = leaderboard(scores, results, min_fraction, summary, header)
+    board += "\n**Workloads**\n\n" + workload_table(results, workloads) + "\n"
     table = mnist1d_table(results, seed=seed)
     if table:
         board += ("\n**MNIST-1D: best validation accuracy** (defaults: mean over seeds; "
