@@ -194,6 +194,35 @@ def leaderboard(scores: pd.DataFrame, results: pd.DataFrame, min_fraction: float
     return "\n".join(lines)
 
 
+#: The lecture's claims as score comparisons: (claim, rule a, rule b): "a beats b".
+CLAIMS = (
+    ("momentum accelerates gradient descent", "momentum", "sgd"),
+    ("Nesterov's look-ahead improves on momentum", "nesterov", "momentum"),
+    ("per-weight rates (AdaGrad) beat one global rate", "adagrad", "sgd"),
+    ("RMSProp fixes AdaGrad's premature decay", "rmsprop", "adagrad"),
+    ("Adam (RMSProp + momentum) improves on RMSProp", "adam", "rmsprop"),
+    ("Adam improves on momentum", "adam", "momentum"),
+)
+
+
+def claims_table(point: pd.DataFrame, draws: Mapping, rulesets: Sequence[str]) -> str:
+    """Each claim's score difference (steps) per ruleset with its 95 % bootstrap interval;
+    an interval that contains 0 is a tie."""
+    body = []
+    have = {o for _, o in point.index}
+    for claim, a, b in CLAIMS:
+        if a not in have or b not in have:
+            continue
+        row = [claim, f"{a} − {b}"]
+        for ruleset in rulesets:
+            diff, low, high = scoring.score_difference(point, draws, a, b, ruleset)
+            verdict = "holds" if low > 0 else "reversed" if high < 0 else "tie"
+            row.append(f"{diff:+.2f} [{low:+.2f}, {high:+.2f}] {verdict}")
+        body.append(row)
+    return markdown_table(["lecture claim", "score difference",
+                           *(f"{r} (steps)" for r in rulesets)], body)
+
+
 def workload_table(results: pd.DataFrame, workloads: Sequence) -> str:
     """Per workload: metric, target, budget, and what a trial cost here."""
     body = []
@@ -258,13 +287,17 @@ def write_report(results: pd.DataFrame, workloads: Sequence, out: Path, *,
     out.mkdir(parents=True, exist_ok=True)
     (out / "plots").mkdir(exist_ok=True)
     results.to_csv(out / "results.csv", index=False)
-    scores = scoring.bootstrap_scores(results, n_boot=n_boot, seed=seed,
-                                      min_fraction=min_fraction)
+    draws = scoring.bootstrap_draws(results, n_boot=n_boot, seed=seed,
+                                    min_fraction=min_fraction)
+    scores = scoring.bootstrap_scores(results, min_fraction=min_fraction, draws=draws)
     scores.to_csv(out / "scores.csv")
     summary, bad = scoring.twin_check(results, exact_pairs)
     if len(bad):
         bad.to_csv(out / "twin_mismatches.csv", index=False)
     board = leaderboard(scores, results, min_fraction, summary, header)
+    board += ("**The lecture's claims** (score of the first minus the second, in steps, "
+              "95 % bootstrap interval; an interval containing 0 is a tie)\n\n"
+              + claims_table(scores, draws, list(dict.fromkeys(results["ruleset"]))) + "\n")
     board += "\n**Workloads**\n\n" + workload_table(results, workloads) + "\n"
     table = mnist1d_table(results, seed=seed)
     if table:

@@ -135,19 +135,17 @@ def scores(results: pd.DataFrame, min_fraction: float = MIN_FRACTION,
     return pd.concat(out, axis=1)
 
 
-def bootstrap_scores(results: pd.DataFrame, n_boot: int = 200, seed: int = 0,
-                     min_fraction: float = MIN_FRACTION, r_max: float = R_MAX,
-                     level: float = 0.95) -> pd.DataFrame:
-    """``scores`` with bootstrap confidence bounds (``<score>_low``, ``<score>_high``).
+def bootstrap_draws(results: pd.DataFrame, n_boot: int = 200, seed: int = 0,
+                    min_fraction: float = MIN_FRACTION, r_max: float = R_MAX
+                    ) -> dict[tuple[str, str], pd.DataFrame]:
+    """Bootstrap replicates of the scores: ``{(score name, ruleset): n_boot x optimizers}``.
 
     Every replicate resamples, per (workload, optimizer, ruleset), its studies with
     replacement and each drawn study's trials with replacement; ties and ∞ are kept.
     """
     rng = np.random.default_rng(seed)
-    point = scores(results, min_fraction, r_max)
-    tail = (1.0 - level) / 2.0
+    out = {}
     for col, name in (("steps_to_target", "score_steps"), ("seconds_to_target", "score_seconds")):
-        # per ruleset: optimizer x workload -> list of per-study arrays
         for ruleset, block in results.groupby("ruleset", sort=False):
             optimizers = list(dict.fromkeys(block["optimizer"]))
             workloads = list(dict.fromkeys(block["workload"]))
@@ -169,13 +167,36 @@ def bootstrap_scores(results: pd.DataFrame, n_boot: int = 200, seed: int = 0,
                 with np.errstate(invalid="ignore", divide="ignore"):
                     r = np.where(np.isfinite(t) & np.isfinite(best), t / best, np.inf)
                 draws[b] = score(r, r_max)
-            low, high = np.quantile(draws, [tail, 1.0 - tail], axis=0)
-            for i, o in enumerate(optimizers):
-                point.loc[(ruleset, o), f"{name}_low"] = low[i]
-                point.loc[(ruleset, o), f"{name}_high"] = high[i]
+            out[(name, ruleset)] = pd.DataFrame(draws, columns=optimizers)
+    return out
+
+
+def bootstrap_scores(results: pd.DataFrame, n_boot: int = 200, seed: int = 0,
+                     min_fraction: float = MIN_FRACTION, r_max: float = R_MAX,
+                     level: float = 0.95, draws: Mapping | None = None) -> pd.DataFrame:
+    """``scores`` with bootstrap confidence bounds (``<score>_low``, ``<score>_high``)."""
+    point = scores(results, min_fraction, r_max)
+    draws = draws or bootstrap_draws(results, n_boot, seed, min_fraction, r_max)
+    tail = (1.0 - level) / 2.0
+    for (name, ruleset), d in draws.items():
+        low, high = np.quantile(d.to_numpy(), [tail, 1.0 - tail], axis=0)
+        for i, o in enumerate(d.columns):
+            point.loc[(ruleset, o), f"{name}_low"] = low[i]
+            point.loc[(ruleset, o), f"{name}_high"] = high[i]
     cols = ["score_steps", "score_steps_low", "score_steps_high",
             "score_seconds", "score_seconds_low", "score_seconds_high"]
     return point[cols]
+
+
+def score_difference(point: pd.DataFrame, draws: Mapping, a: str, b: str, ruleset: str,
+                     name: str = "score_steps", level: float = 0.95) -> tuple[float, float, float]:
+    """Score of ``a`` minus score of ``b`` with a bootstrap interval from the joint draws."""
+    d = draws[(name, ruleset)]
+    diff = d[a].to_numpy() - d[b].to_numpy()
+    tail = (1.0 - level) / 2.0
+    low, high = np.quantile(diff, [tail, 1.0 - tail])
+    return (float(point.loc[(ruleset, a), name] - point.loc[(ruleset, b), name]),
+            float(low), float(high))
 
 
 def budget_curve(values: Iterable[float], k_max: int, maximize: bool, n_boot: int = 1000,

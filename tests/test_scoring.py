@@ -136,3 +136,15 @@ def test_twin_check_reports_mismatches():
     assert summary.to_dict("records") == [{"pair": "sgd / keras_sgd", "compared": 2,
                                            "mismatches": 1}]
     assert bad[["trial", "custom", "keras"]].values.tolist() == [[1, INF, 20.0]]
+
+
+def test_score_difference_uses_the_joint_draws():
+    t = table({"a": {"w1": [[10, 10]], "w2": [[10, INF]]},
+               "b": {"w1": [[20, 20]], "w2": [[INF, INF]]}})
+    draws = scoring.bootstrap_draws(t, n_boot=200, seed=0, min_fraction=0.0)
+    point = scoring.bootstrap_scores(t, min_fraction=0.0, draws=draws)
+    diff, low, high = scoring.score_difference(point, draws, "a", "b", "tuned")
+    # a: r = 1 on both (w2 reached by one trial of two); b: r = 2 on w1 -> (2/3)/2 = 1/3
+    assert diff == pytest.approx(1 - 1 / 3)
+    # resampling can drop a's only w2 success (then a scores 0.5 and b 1/3): never below
+    assert low == pytest.approx(0.5 - 1 / 3) and high == pytest.approx(diff)
