@@ -382,11 +382,7 @@ class TrialStore:
         if getattr(self, "_exp_id", None) is None:
             from experiments import tracking
 
-            with tracking._StoreLock(self.uri):
-                exp = tracking._retrying(client.get_experiment_by_name, self.experiment)
-                self._exp_id = (exp.experiment_id if exp is not None else tracking._retrying(
-                    client.create_experiment, self.experiment,
-                    artifact_location=tracking.artifact_location(self.uri)))
+            self._exp_id = tracking.get_or_create_experiment(client, self.uri, self.experiment)
         return self._exp_id
 
     def log(self, spec: TrialSpec, row: dict) -> None:
@@ -408,7 +404,7 @@ class TrialStore:
                 "implementation": spec.optimizer.implementation, "ruleset": spec.ruleset,
                 "study": str(spec.study), "trial": str(spec.trial), "seed": str(spec.seed),
                 "result": json.dumps(row, default=_json_default)}
-        run = tracking._retrying(client.create_run, self._experiment_id(client),
+        run = tracking.retrying(client.create_run, self._experiment_id(client),
                                  start_time=start_ms, tags=tags,
                                  run_name=f"{spec.optimizer.name}-{spec.workload.name}-"
                                           f"{spec.ruleset}-s{spec.study}t{spec.trial}")
@@ -424,9 +420,9 @@ class TrialStore:
         metrics += [Metric(k, float(v), end_ms, row["steps_run"]) for k, v in final.items()
                     if _finite(v)]
         params = [Param(k, str(v)) for k, v in spec.hp.items()]
-        tracking._retrying(client.log_batch, run.info.run_id, metrics=metrics[:1000],
+        tracking.retrying(client.log_batch, run.info.run_id, metrics=metrics[:1000],
                            params=params)
-        tracking._retrying(client.set_terminated, run.info.run_id, "FINISHED", end_ms)
+        tracking.retrying(client.set_terminated, run.info.run_id, "FINISHED", end_ms)
 
 
 def _finite(v) -> bool:

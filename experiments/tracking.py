@@ -83,6 +83,21 @@ def _retrying(call, *args, attempts: int = 8, **kwargs):
             delay = min(delay * 2, 2.0)
 
 
+def retrying(call, *args, **kwargs):
+    """``call(*args, **kwargs)`` on the tracking store, retried while SQLite is locked."""
+    return _retrying(call, *args, **kwargs)
+
+
+def get_or_create_experiment(client, uri: str, name: str) -> str:
+    """The id of experiment ``name``, created (artifacts beside a local store) if new."""
+    with _StoreLock(uri):
+        experiment = _retrying(client.get_experiment_by_name, name)
+        if experiment is not None:
+            return experiment.experiment_id
+        return _retrying(client.create_experiment, name,
+                         artifact_location=artifact_location(uri))
+
+
 def resolve_tracking_uri(uri: str | None = None) -> str:
     """The tracking URI to use: ``uri``, else ``$MLFLOW_TRACKING_URI``, else the project's
     SQLite store. A relative SQLite or file path is taken against the project root,
@@ -216,13 +231,7 @@ class RunLogger:
         from mlflow.tracking import MlflowClient
 
         client = MlflowClient(tracking_uri=uri)
-        with _StoreLock(uri):
-            experiment = _retrying(client.get_experiment_by_name, experiment_name)
-            if experiment is None:
-                experiment_id = _retrying(client.create_experiment, experiment_name,
-                                          artifact_location=artifact_location(uri))
-            else:
-                experiment_id = experiment.experiment_id
+        experiment_id = get_or_create_experiment(client, uri, experiment_name)
         tags = redact_params(tags or {})
         if parent_run_id:
             tags["mlflow.parentRunId"] = parent_run_id
