@@ -175,6 +175,8 @@ class Trainer:
     def _eval_batch(self, x, y):
         logits = self.model(x, training=False)
         loss = tf.reduce_sum(per_example_loss(self.loss, y, logits))
+        if self.model.losses:  # the model's own losses count as in training (as in Keras)
+            loss = loss + tf.add_n(self.model.losses) * tf.cast(tf.shape(y)[0], tf.float32)
         pred = tf.argmax(logits, axis=-1, output_type=y.dtype)
         return tf.stack([tf.cast(loss, tf.float32),
                          tf.reduce_sum(tf.cast(tf.equal(pred, y), tf.float32))])

@@ -175,3 +175,29 @@ def test_tiny_run_twins_identical_and_rerun_skips(tmp_path):
     summaries = client.search_runs([exp.experiment_id], "tags.run_type = 'benchmark_summary'")
     assert len(summaries) == 2
     shutil.rmtree(tmp_path / "out")
+
+
+def test_noisy_quadratic_trains_with_the_trainer():
+    """The trainer's training and validation losses are the quadratic (plus the constant
+    ln 2 of the dummy labels' cross-entropy)."""
+    import dataclasses
+
+    from experiments.data import load_dataset
+    from experiments.models import build_model
+    from experiments.optim import build_optimizer
+    from experiments.trainer import Trainer, fit
+
+    splits = load_dataset("noisy_quadratic", standardize=False)
+    model = build_model("noisy_quadratic", splits.input_shape, splits.num_classes)
+    opt = build_optimizer({"name": "sgd", "implementation": "keras", "learning_rate": 0.01})
+    trainer = Trainer(model, opt, splits.x_train, splits.y_train)
+    q = noisy_quadratic.hessian()
+    before = trainer.evaluate(splits.x_val, splits.y_val)[0]
+    assert before == pytest.approx(math.log(2) + noisy_quadratic.loss(np.ones(100),
+                                                                        splits.x_val, q), rel=1e-5)
+    history = fit(trainer, dataclasses.replace(splits), epochs=2, batch_size=128, seed=0)
+    theta = model.get_layer("quadratic").theta.numpy()
+    after = history.epoch["val_loss"][-1]
+    assert after == pytest.approx(math.log(2) + noisy_quadratic.loss(theta, splits.x_val, q),
+                                  rel=1e-5)
+    assert after < before / 2
