@@ -443,7 +443,8 @@ def _json_default(value):
 def run_trials(specs: Sequence[TrialSpec], store: TrialStore, data: DataCache | None = None,
                out=sys.stderr, label: str = "benchmark") -> list[dict]:
     """Run ``specs`` in this process, skipping those already FINISHED in ``store``;
-    progress (trial i/N, the last result, ETA) on ``out``."""
+    progress (trial i/N, the last result, ETA) on ``out``. Returns the rows in the order
+    of ``specs``."""
     from experiments.progress import Progress
 
     data = data or DataCache()
@@ -452,16 +453,17 @@ def run_trials(specs: Sequence[TrialSpec], store: TrialStore, data: DataCache | 
     if skipped:
         print(f"Resuming benchmark {store.benchmark_id!r}: {skipped} of {len(specs)} trials "
               "already finished, skipped.", file=out)
-    rows = []
+    rows: list = [done.get(s.key()) for s in specs]
+    # run in a seeded shuffled order, so that the ETA averages over every workload
+    order = np.random.default_rng(len(specs)).permutation(len(specs))
     with Progress(len(specs), label, unit="trial", initial=skipped, stream=out) as bar:
-        for spec in specs:
-            key = spec.key()
-            if key in done:
-                rows.append(done[key])
+        for i in order:
+            if rows[i] is not None:
                 continue
+            spec = specs[i]
             row = run_trial(spec, data)
             store.log(spec, row)
-            rows.append(row)
+            rows[i] = row
             outcome = ("diverged" if row["diverged"] else
                        f"target@{row['steps_to_target']}" if row["steps_to_target"]
                        is not None else f"best={row['best_value']:.4g}")
