@@ -295,7 +295,7 @@ def write_report(results: pd.DataFrame, workloads: Sequence, out: Path, *,
     if len(bad):
         bad.to_csv(out / "twin_mismatches.csv", index=False)
     board = leaderboard(scores, results, min_fraction, summary, header)
-    board += ("**The lecture's claims** (score of the first minus the second, in steps, "
+    board += ("\n**The lecture's claims** (score of the first minus the second, in steps, "
               "95 % bootstrap interval; an interval containing 0 is a tie)\n\n"
               + claims_table(scores, draws, list(dict.fromkeys(results["ruleset"]))) + "\n")
     board += "\n**Workloads**\n\n" + workload_table(results, workloads) + "\n"
