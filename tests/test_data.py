@@ -31,7 +31,7 @@ from experiments.data import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-OFFLINE = ("digits", "breast_cancer", "mnist5k", "mnist1d")
+OFFLINE = ("digits", "breast_cancer", "mnist5k", "mnist1d", "noisy_quadratic")
 ONLINE = ("mnist", "fashion_mnist", "cifar10")
 
 # name: (input_shape, num_classes, kind, (n_train, n_val, n_test)) with the default arguments
@@ -40,6 +40,7 @@ EXPECTED = {
     "breast_cancer": ((30,), 2, "tabular", (398, 57, 114)),  # 569: 113.8 -> 114, 56.9 -> 57
     "mnist5k": ((28, 28, 1), 10, "image", (3500, 500, 1000)),
     "mnist1d": ((40, 1), 10, "sequence", (3600, 400, 1000)),  # official 4000 + 1000 test
+    "noisy_quadratic": ((100,), 2, "tabular", (900, 100, 1000)),  # 1000 + 1000 test draws
 }
 
 

@@ -18,6 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHAPES = sorted({spec.input_shape for spec in DATASETS.values()}, key=str)  # every dataset's
 GENERIC = ("logreg", "mlp", "cnn", "rnn")
 PRESETS = ("mnist1d_logreg", "mnist1d_mlp", "mnist1d_cnn", "mnist1d_gru")
+SPECIAL = ("noisy_quadratic",)  # tested in tests/test_benchmark.py
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +51,7 @@ def test_import_is_light():
 
 
 def test_registry_and_param_dataclasses():
-    assert set(MODEL_NAMES) == set(GENERIC) | set(PRESETS) == set(MODEL_PARAMS)
+    assert set(MODEL_NAMES) == set(GENERIC) | set(PRESETS) | set(SPECIAL) == set(MODEL_PARAMS)
     assert MODEL_PARAMS["logreg"] is models.LogRegParams
     assert MODEL_PARAMS["mlp"] is models.MLPParams
     assert MODEL_PARAMS["cnn"] is models.CNNParams
@@ -67,8 +68,9 @@ def test_registry_and_param_dataclasses():
 
 def test_compatibility():
     incompatible = {(n, s) for n in MODEL_NAMES for s in SHAPES if not _compatible(n, s)}
-    # only the tabular shape is refused, and only by the spatial models
-    assert incompatible == {(n, (30,)) for n in ("cnn", "rnn", "mnist1d_cnn", "mnist1d_gru")}
+    # only the tabular shapes are refused, and only by the spatial models
+    assert incompatible == {(n, s) for n in ("cnn", "rnn", "mnist1d_cnn", "mnist1d_gru")
+                            for s in ((30,), (100,))}
 
 
 @pytest.mark.parametrize(
