@@ -105,7 +105,8 @@ def budget_plot(curves: pd.DataFrame, path: Path, colours: Mapping[str, str],
 
 
 def sensitivity_plot(results: pd.DataFrame, path: Path, colours: Mapping[str, str],
-                     targets: Mapping[str, float | None]) -> None:
+                     targets: Mapping[str, float | None],
+                     maximize: Mapping[str, bool] | None = None) -> None:
     """Best validation value against the learning rate, every trial, one panel per workload."""
     workloads = list(dict.fromkeys(results["workload"]))
     plt, fig, axes = _panels(len(workloads))
@@ -122,6 +123,8 @@ def sensitivity_plot(results: pd.DataFrame, path: Path, colours: Mapping[str, st
         if targets.get(w) is not None:
             ax.axhline(targets[w], color="k", lw=0.8, ls=":")
         ax.set_xscale("log")
+        if maximize is not None and not maximize.get(w, True):
+            ax.set_yscale("log")  # losses: the start value and the target are decades apart
         ax.set_title(w, fontsize=9)
         ax.set_xlabel("learning rate η")
         ax.grid(alpha=0.3)
@@ -313,5 +316,6 @@ def write_report(results: pd.DataFrame, workloads: Sequence, out: Path, *,
         curves = scoring.budget_curves(results, maximize, seed=seed)
         curves.to_csv(out / "budget_curves.csv", index=False)
         budget_plot(curves, out / "plots" / "budget_curves.png", colours, targets)
-        sensitivity_plot(tuned, out / "plots" / "lr_sensitivity.png", colours, targets)
+        sensitivity_plot(tuned, out / "plots" / "lr_sensitivity.png", colours, targets,
+                         maximize)
     return board, scores
