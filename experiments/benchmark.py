@@ -140,7 +140,20 @@ class Optimizer:
 
     @property
     def exact_twin(self) -> bool:
-        return self.rule.keras is not None and self.rule.keras.exact
+        """The Keras twin computes the same numbers at the rule's defaults (a twin whose
+        ``fixed`` values differ from the defaults, as NAdam's ψ, runs other maths)."""
+        twin = self.rule.keras
+        if twin is None or not twin.exact:
+            return False
+        defaults = self.rule.defaults()
+        return all(defaults.get(k, v) == v for k, v in twin.fixed.items())
+
+    def defaults(self) -> dict:
+        """The rule's default hyperparameters, with the Keras twin's ``fixed`` ones."""
+        hp = self.rule.defaults()
+        if self.implementation == "keras":
+            hp.update(self.rule.keras.fixed)
+        return hp
 
 
 def all_optimizers() -> list[Optimizer]:
@@ -242,7 +255,7 @@ def plan_trials(workloads: Sequence[Workload], optimizers: Sequence[Optimizer], 
                 else:
                     points = sample(o.rule.search_space, trials, seed, s)
                 for t, point in enumerate(points):
-                    hp = {**o.rule.defaults(), **point}
+                    hp = {**o.defaults(), **point}
                     out.append(TrialSpec(w, o, ruleset, s, t,
                                          trial_seed(seed, ruleset, s, t), hp,
                                          tuple(point), steps, stop_at_target))
