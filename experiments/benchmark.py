@@ -648,10 +648,8 @@ def run_benchmark(s: Settings, out=sys.stdout, err=sys.stderr) -> str | None:
               f"trials {results['seconds'].sum() / 60:.1f} min (median trial "
               f"{results['seconds'].median():.1f} s), this process {time.time() - started:.0f} s."
               "\n")
-    colours = {o.rule.name: o.rule.colour for o in s.optimizers}
     board, scores = benchmark_report.write_report(
-        results, s.workloads, s.output_dir, colours=colours,
-        exact_pairs=exact_pairs(s.optimizers), min_fraction=s.min_fraction,
+        results, s.workloads, s.output_dir, exact_pairs=exact_pairs(s.optimizers), min_fraction=s.min_fraction,
         n_boot=s.bootstrap, seed=s.seed, header=header)
     curves_frame(rows).to_csv(s.output_dir / "curves.csv", index=False)
     if store.enabled:
@@ -663,12 +661,12 @@ def run_benchmark(s: Settings, out=sys.stdout, err=sys.stderr) -> str | None:
 
 
 def _log_summary(s: Settings, scores) -> None:
-    from experiments import tracking
+    from experiments import run_status, tracking
 
     logger = tracking.RunLogger.start(s.uri, s.experiment, f"summary-{s.benchmark_id}",
                                       tags={"benchmark_id": s.benchmark_id,
                                             "run_type": "benchmark_summary"})
-    try:
+    with run_status.ended_run(logger):
         for (ruleset, optimizer), row in scores.iterrows():
             logger.log_metrics({f"{ruleset}/{optimizer}/{k}": v for k, v in row.items()
                                 if _finite(v)}, 0)
@@ -677,10 +675,6 @@ def _log_summary(s: Settings, scores) -> None:
                                             "twin_mismatches.csv")]
         logger.log_artifacts([f for f in files if f.exists()])
         logger.log_artifacts(sorted((s.output_dir / "plots").glob("*.png")), "plots")
-    except BaseException:
-        logger.end("FAILED")
-        raise
-    logger.end("FINISHED")
 
 
 def calibrate(s: Settings, command: str, out=sys.stdout, err=sys.stderr) -> dict[str, float]:
@@ -750,16 +744,12 @@ def main_entry(cfg) -> None:
             sys.exit(2)
         raise
     if s.mode == "calibrate":
-        command = "python -m experiments.benchmark " + " ".join(_overrides())
+        from experiments.hydra_job import task_overrides
+
+        command = "python -m experiments.benchmark " + " ".join(task_overrides())
         calibrate(s, command.strip())
     else:
         run_benchmark(s)
-
-
-def _overrides() -> list[str]:
-    from hydra.core.hydra_config import HydraConfig
-
-    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
 def _hydra_main():

@@ -15,26 +15,16 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from experiments import scoring
-from experiments.compare import markdown_table
+from experiments import markdown, plotting, scoring
 
 
 def _fmt_time(t: float) -> str:
     return "∞" if not math.isfinite(t) else f"{t:.0f}"
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _panels(n: int):
     """One small panel per workload, four to a row."""
-    plt = _plt()
+    plt = plotting.pyplot()
     cols = min(4, n)
     rows = math.ceil(n / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False,
@@ -52,15 +42,19 @@ def _finish(plt, fig, axes, n: int, ylabel: str, path: Path) -> None:
     plt.close(fig)
 
 
-def _style(optimizer: str, colours: Mapping[str, str]) -> dict:
-    rule = optimizer.removeprefix("keras_")
-    return {"color": colours.get(rule), "ls": "--" if optimizer.startswith("keras_") else "-"}
+def _style(optimizer: str) -> dict:
+    """The lab's look of a ``conf/optimizer`` option: its rule's colour, Keras dashed."""
+    return plotting.option_style(optimizer)
 
 
-def profile_plot(results: pd.DataFrame, path: Path, colours: Mapping[str, str],
+def _keras(optimizer: str) -> bool:
+    return optimizer.startswith("keras_")
+
+
+def profile_plot(results: pd.DataFrame, path: Path,
                  min_fraction: float, r_max: float = scoring.R_MAX) -> None:
     """ρ(τ) per optimizer: rows steps / seconds, columns the rulesets."""
-    plt = _plt()
+    plt = plotting.pyplot()
     rulesets = list(dict.fromkeys(results["ruleset"]))
     fig, axes = plt.subplots(2, len(rulesets), figsize=(6 * len(rulesets), 8), squeeze=False,
                              dpi=100)
@@ -73,7 +67,7 @@ def profile_plot(results: pd.DataFrame, path: Path, colours: Mapping[str, str],
             rho = scoring.profile(scoring.ratios(block), taus)
             for optimizer, row in rho.iterrows():
                 ax.step(taus, row.to_numpy(), where="post", label=optimizer,
-                        **_style(optimizer, colours))
+                        **_style(optimizer))
             ax.set_title(f"{ruleset}: time in {col.split('_')[0]}")
             ax.set_xlabel("τ (ratio to the best optimizer)")
             ax.set_ylabel("ρ(τ): share of workloads")
@@ -85,7 +79,7 @@ def profile_plot(results: pd.DataFrame, path: Path, colours: Mapping[str, str],
     plt.close(fig)
 
 
-def budget_plot(curves: pd.DataFrame, path: Path, colours: Mapping[str, str],
+def budget_plot(curves: pd.DataFrame, path: Path,
                 targets: Mapping[str, float | None]) -> None:
     """Expected best validation value after k trials, one panel per workload."""
     workloads = list(dict.fromkeys(curves["workload"]))
@@ -93,7 +87,7 @@ def budget_plot(curves: pd.DataFrame, path: Path, colours: Mapping[str, str],
     for ax, w in zip(axes.flat, workloads):
         block = curves[curves["workload"] == w]
         for optimizer, c in block.groupby("optimizer", sort=False):
-            style = _style(optimizer, colours)
+            style = _style(optimizer)
             ax.plot(c["k"], c["mean"], marker=".", label=optimizer, **style)
             ax.fill_between(c["k"], c["low"], c["high"], color=style["color"], alpha=0.06)
         if targets.get(w) is not None:
@@ -104,7 +98,7 @@ def budget_plot(curves: pd.DataFrame, path: Path, colours: Mapping[str, str],
     _finish(plt, fig, axes, len(workloads), "expected best validation value", path)
 
 
-def sensitivity_plot(results: pd.DataFrame, path: Path, colours: Mapping[str, str],
+def sensitivity_plot(results: pd.DataFrame, path: Path,
                      targets: Mapping[str, float | None],
                      maximize: Mapping[str, bool] | None = None) -> None:
     """Best validation value against the learning rate, every trial, one panel per workload."""
@@ -113,10 +107,10 @@ def sensitivity_plot(results: pd.DataFrame, path: Path, colours: Mapping[str, st
     for ax, w in zip(axes.flat, workloads):
         block = results[results["workload"] == w]
         for optimizer, g in block.groupby("optimizer", sort=False):
-            style = _style(optimizer, colours)
+            style = _style(optimizer)
             g = g.sort_values("learning_rate")
-            ax.plot(g["learning_rate"], g["best_value"], marker="o" if style["ls"] == "-"
-                    else "x", ls="none", ms=4, color=style["color"], label=optimizer)
+            ax.plot(g["learning_rate"], g["best_value"], marker="x" if _keras(optimizer)
+                    else "o", ls="none", ms=4, color=style["color"], label=optimizer)
             dv = g[g["diverged"].astype(bool)]
             ax.plot(dv["learning_rate"], dv["best_value"], marker="v", ls="none", ms=6,
                     mfc="none", color="k")
@@ -131,10 +125,10 @@ def sensitivity_plot(results: pd.DataFrame, path: Path, colours: Mapping[str, st
     _finish(plt, fig, axes, len(workloads), "best validation value", path)
 
 
-def time_plot(results: pd.DataFrame, path: Path, colours: Mapping[str, str],
+def time_plot(results: pd.DataFrame, path: Path,
               min_fraction: float) -> None:
     """Steps to target per workload and optimizer (bars; a cross where never reached)."""
-    plt = _plt()
+    plt = plotting.pyplot()
     times = scoring.times_table(results, "steps_to_target", min_fraction)
     rulesets = list(dict.fromkeys(results["ruleset"]))
     workloads = list(times.columns)
@@ -148,9 +142,9 @@ def time_plot(results: pd.DataFrame, path: Path, colours: Mapping[str, str],
         for i, (optimizer, row) in enumerate(block.iterrows()):
             x = np.arange(len(workloads)) + (i - n / 2 + 0.5) * width
             v = row[workloads].to_numpy(float)
-            style = _style(optimizer, colours)
+            style = _style(optimizer)
             ax.bar(x[np.isfinite(v)], v[np.isfinite(v)], width, color=style["color"],
-                   hatch="//" if style["ls"] == "--" else None, label=optimizer)
+                   hatch="//" if _keras(optimizer) else None, label=optimizer)
             ax.plot(x[~np.isfinite(v)], np.zeros((~np.isfinite(v)).sum()), "x",
                     color=style["color"])
         ax.set_xticks(np.arange(len(workloads)), workloads, fontsize=8)
@@ -187,13 +181,13 @@ def leaderboard(scores: pd.DataFrame, results: pd.DataFrame, min_fraction: float
         lines += [f"**{ruleset}** (score = area under ρ(τ) on τ ∈ [1, 4] / 3, "
                   "95 % bootstrap CI; trials that reached their target; then steps to "
                   "target per workload, ∞ = not reached)", "",
-                  markdown_table(["optimizer", "score (steps)", "score (seconds)",
+                  markdown.table(["optimizer", "score (steps)", "score (seconds)",
                                   "trials at target", *workloads], body), ""]
     if twins is not None and len(twins):
         body = [[r.pair, int(r.compared), int(r.mismatches)] for r in twins.itertuples()]
         lines += ["**Exact twins** (same rule, same sampled hyperparameters and seed: steps "
                   "to target must agree)", "",
-                  markdown_table(["pair", "trials compared", "mismatches"], body), ""]
+                  markdown.table(["pair", "trials compared", "mismatches"], body), ""]
     return "\n".join(lines)
 
 
@@ -222,7 +216,7 @@ def claims_table(point: pd.DataFrame, draws: Mapping, rulesets: Sequence[str]) -
             verdict = "holds" if low > 0 else "reversed" if high < 0 else "tie"
             row.append(f"{diff:+.2f} [{low:+.2f}, {high:+.2f}] {verdict}")
         body.append(row)
-    return markdown_table(["lecture claim", "score difference",
+    return markdown.table(["lecture claim", "score difference",
                            *(f"{r} (steps)" for r in rulesets)], body)
 
 
@@ -238,7 +232,7 @@ def workload_table(results: pd.DataFrame, workloads: Sequence) -> str:
                      f"{med:.1f} [{q1:.1f}, {q3:.1f}]",
                      f"{g['steps_to_target'].notna().sum()}/{len(g)}",
                      f"{g['diverged'].astype(bool).sum()}"])
-    return markdown_table(["workload", "metric", "target", "step budget", "batch",
+    return markdown.table(["workload", "metric", "target", "step budget", "batch",
                            "trial seconds, median [IQR]", "trials at target", "diverged"],
                           body)
 
@@ -279,11 +273,11 @@ def mnist1d_table(results: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> s
         body.append(row)
     header = ["optimizer", *(f"{w} defaults" for w in workloads),
               *(f"{w} tuned" for w in workloads)]
-    return markdown_table(header, body)
+    return markdown.table(header, body)
 
 
 def write_report(results: pd.DataFrame, workloads: Sequence, out: Path, *,
-                 colours: Mapping[str, str], exact_pairs: Mapping[str, str],
+                 exact_pairs: Mapping[str, str],
                  min_fraction: float = scoring.MIN_FRACTION, n_boot: int = 200, seed: int = 0,
                  header: str = "") -> tuple[str, pd.DataFrame]:
     """Everything the benchmark writes from its trial table; returns (leaderboard, scores)."""
@@ -309,13 +303,13 @@ def write_report(results: pd.DataFrame, workloads: Sequence, out: Path, *,
     (out / "leaderboard.md").write_text(board)
     targets = {w.name: w.target for w in workloads}
     maximize = {w.name: w.maximize for w in workloads}
-    profile_plot(results, out / "plots" / "profiles.png", colours, min_fraction)
-    time_plot(results, out / "plots" / "time_to_target.png", colours, min_fraction)
+    profile_plot(results, out / "plots" / "profiles.png", min_fraction)
+    time_plot(results, out / "plots" / "time_to_target.png", min_fraction)
     tuned = results[results["ruleset"] == "tuned"]
     if len(tuned):
         curves = scoring.budget_curves(results, maximize, seed=seed)
         curves.to_csv(out / "budget_curves.csv", index=False)
-        budget_plot(curves, out / "plots" / "budget_curves.png", colours, targets)
-        sensitivity_plot(tuned, out / "plots" / "lr_sensitivity.png", colours, targets,
+        budget_plot(curves, out / "plots" / "budget_curves.png", targets)
+        sensitivity_plot(tuned, out / "plots" / "lr_sensitivity.png", targets,
                          maximize)
     return board, scores

@@ -201,3 +201,22 @@ def test_noisy_quadratic_trains_with_the_trainer():
     assert after == pytest.approx(math.log(2) + noisy_quadratic.loss(theta, splits.x_val, q),
                                   rel=1e-5)
     assert after < before / 2
+
+
+def test_twin_defaults_and_exact_pairs_follow_the_registry():
+    opts = benchmark.all_optimizers()
+    names = [o.name for o in opts]
+    assert names[:2] == ["sgd", "keras_sgd"] and len(names) == len(set(names))
+    for o in opts:
+        hp = o.defaults()
+        assert set(hp) >= set(o.rule.search_space)
+        if o.implementation == "keras":
+            # the twin's fixed values (NAdam's psi) are in force, so it is never refused
+            assert o.rule.keras_refusal(hp) is None, o.name
+    pairs = benchmark.exact_pairs(opts)
+    for custom, keras in pairs.items():
+        rule = registry.rule(custom)
+        assert rule.keras.exact and keras == f"keras_{custom}"
+        assert all(rule.defaults().get(k, v) == v for k, v in rule.keras.fixed.items())
+    assert {"sgd", "momentum", "nesterov"} <= set(pairs)
+    assert not {"adagrad", "rmsprop", "adam"} & set(pairs)  # not the same maths
