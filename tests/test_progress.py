@@ -29,6 +29,7 @@ def clock(monkeypatch):
     fake = Clock()
     monkeypatch.setattr(progress_module, "time", types.SimpleNamespace(monotonic=fake.monotonic))
     monkeypatch.delenv(progress_module.ENV, raising=False)
+    monkeypatch.setenv("COLUMNS", "120")  # the bar is cut to the terminal width
     return fake
 
 
