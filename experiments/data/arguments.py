@@ -43,12 +43,12 @@ def check_params(name: str, **params: Any) -> DatasetParams:
 def validate_dataset_args(
     name: str,
     *,
-    seed: int = 0,
-    val_fraction: float = 0.1,
-    test_fraction: float = 0.2,
-    standardize: bool = True,
-    cache_dir: Any = None,
-    limit: Optional[int] = None,
+    seed: int = DatasetParams.seed,
+    val_fraction: float = DatasetParams.val_fraction,
+    test_fraction: float = DatasetParams.test_fraction,
+    standardize: bool = DatasetParams.standardize,
+    cache_dir: Any = DatasetParams.cache_dir,
+    limit: Optional[int] = DatasetParams.limit,
 ) -> DatasetSpec:
     """Check :func:`load_dataset`'s arguments without loading anything; return the spec."""
     spec = get_spec(name)

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from experiments.data.arguments import validate_dataset_args
+from experiments.data.arguments import DatasetParams, validate_dataset_args
 from experiments.data.cache import (CACHE_FORMAT, _cache_file, _read_cache, _write_cache,
                                     default_cache_dir)
 from experiments.data.splits import Splits, _assemble, _split_indices
@@ -17,12 +17,12 @@ log = logging.getLogger(__name__)
 def load_dataset(
     name: str,
     *,
-    seed: int = 0,
-    val_fraction: float = 0.1,
-    test_fraction: float = 0.2,
-    standardize: bool = True,
-    cache_dir: Optional[str | os.PathLike] = None,
-    limit: Optional[int] = None,
+    seed: int = DatasetParams.seed,
+    val_fraction: float = DatasetParams.val_fraction,
+    test_fraction: float = DatasetParams.test_fraction,
+    standardize: bool = DatasetParams.standardize,
+    cache_dir: Optional[str | os.PathLike] = DatasetParams.cache_dir,
+    limit: Optional[int] = DatasetParams.limit,
 ) -> Splits:
     """Load dataset ``name`` as seeded, stratified, optionally standardised train/val/test splits.
 
