@@ -86,9 +86,10 @@ def validate_schedule(s: Mapping[str, Any], label: str = "schedule") -> None:
         _refuse(f"{label}.name={name!r} is not valid: choose one of "
                 f"{', '.join(SCHEDULE_SCHEMAS)}")
 
-    def at_least(key, minimum):
-        if s[key] < minimum:
-            _refuse(f"{label}.{key}={s[key]} is out of range: it must be >= {minimum}")
+    def in_range(key, **bounds):
+        from experiments.config import check_range
+
+        check_range(f"{label}.{key}", s[key], **bounds)
 
     if name == "step":
         bounds, factors = list(s["boundaries"]), list(s["factors"])
@@ -100,16 +101,14 @@ def validate_schedule(s: Mapping[str, Any], label: str = "schedule") -> None:
         if any(not f >= 0 for f in factors):
             _refuse(f"{label}.factors={factors} must be >= 0")
     if name in ("exponential", "cosine"):
-        at_least("decay_steps", 1)
-    if name == "exponential" and not 0 < s["decay_rate"] <= 1:
-        _refuse(f"{label}.decay_rate={s['decay_rate']} is out of range: valid values are "
-                "in (0, 1]")
+        in_range("decay_steps", low=1)
+    if name == "exponential":
+        in_range("decay_rate", low=0, low_open=True, high=1)
     if name == "cosine":
-        at_least("warmup_steps", 0)
-        if not 0 <= s["alpha"] <= 1:
-            _refuse(f"{label}.alpha={s['alpha']} is out of range: valid values are in [0, 1]")
+        in_range("warmup_steps", low=0)
+        in_range("alpha", low=0, high=1)
     if name == "warmup":
-        at_least("warmup_steps", 1)
+        in_range("warmup_steps", low=1)
 
 
 def build_schedule(s: Mapping[str, Any] | None, learning_rate: float):
