@@ -8,6 +8,7 @@ written six times.
 
 from __future__ import annotations
 
+import functools
 import numbers
 
 import keras
@@ -105,26 +106,44 @@ class LectureOptimizer(keras.optimizers.Optimizer):
             gradient = clip_gradient(gradient, self.clip_threshold, self.clip_mode)
         return gradient
 
-    def _run_kernel(self, kernel, variable, slots, *tensors):
-        """``kernel(variable, *slots, *tensors)``: an update written once in ``keras.ops``.
+    def _run_kernel(self, kernel, variable, slots, *tensors, **options):
+        """``kernel(variable, *slots, *tensors, **options)``: an update written once in
+        ``keras.ops``.
 
         ``kernel`` assigns to the ``tf.Variable``s it gets (the weights, then the slots);
         ``tensors`` are the gradient and the scalars, as tensors of the variable's dtype so
-        that one compiled kernel serves every hyperparameter value. Whether it runs fused
+        that one compiled kernel serves every hyperparameter value; ``options`` are Python
+        values fixed when the step is traced (e.g. ``guard_zero``). Whether it runs fused
         (``FUSED_MIN_SIZE``) changes the speed, not the math: both paths are checked to agree.
         """
         variables = [v.value if isinstance(v, keras.Variable) else v for v in (variable, *slots)]
         size = variables[0].shape.num_elements()
+        key = (kernel, tuple(sorted(options.items())))
         if not tf.executing_eagerly() and size is not None and size >= FUSED_MIN_SIZE:
-            compiled = _COMPILED_KERNELS.get(kernel)
+            compiled = _COMPILED_KERNELS.get(key)
             if compiled is None:
-                compiled = _COMPILED_KERNELS[kernel] = tf.function(
-                    kernel, jit_compile=True, autograph=False)
+                compiled = _COMPILED_KERNELS[key] = tf.function(
+                    functools.partial(kernel, **options), jit_compile=True, autograph=False)
             kernel = compiled
+        elif options:
+            kernel = functools.partial(kernel, **options)
         dtype = variable.dtype
         # A Python number straight to the dtype: ops.cast would round it to float32 first.
         kernel(*variables, *(ops.cast(t, dtype) if hasattr(t, "dtype")
                              else ops.convert_to_tensor(t, dtype=dtype) for t in tensors))
+
+    @staticmethod
+    def _guard_zero(delta, dtype, smallest_scale=1.0):
+        """Whether ``δ + sqrt(r)`` can be 0 in ``dtype``: δ (times the smallest factor the
+        update scales it by, e.g. Adam's ``sqrt(1-ρ2^t) >= sqrt(1-ρ2)``) below the dtype's
+        smallest normal number, which a flush-to-zero step may round to 0.
+
+        Known when the step is traced, so a kernel divides plainly when δ cannot vanish (the
+        work of Keras's own update) and with ``divide_no_nan`` only when it can.
+        """
+        dtype = keras.backend.standardize_dtype(dtype)
+        tiny = np.finfo("float32" if dtype == "bfloat16" else dtype).tiny
+        return not delta * smallest_scale >= 2 * tiny
 
     def _step(self, variable):
         """The lecture's 1-based step number t, as the variable's dtype."""
@@ -134,6 +153,20 @@ class LectureOptimizer(keras.optimizers.Optimizer):
         config = super().get_config()
         config.update({"clip_threshold": self.clip_threshold, "clip_mode": self.clip_mode})
         return config
+
+
+def step_divide(numerator, denominator, guard_zero):
+    """``numerator / denominator``, or 0 where the denominator is 0 if ``guard_zero``.
+
+    The adaptive rules divide by ``δ + sqrt(r)``, which is 0 only where δ is 0 (or rounds
+    to it) and r = 0, i.e. where every gradient so far was 0 and so is the numerator: the
+    step there is 0, the limit. With ``guard_zero=False`` (δ cannot vanish, see
+    ``LectureOptimizer._guard_zero``) both forms give the same numbers; the plain division
+    is two operations per weight cheaper.
+    """
+    if guard_zero:
+        return ops.divide_no_nan(numerator, denominator)
+    return ops.divide(numerator, denominator)
 
 
 class AdaptiveLectureOptimizer(LectureOptimizer):

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from custom_optimizers._base import AdaptiveLectureOptimizer
+from custom_optimizers._base import AdaptiveLectureOptimizer, step_divide
 from custom_optimizers._checks import check_hyperparameter
 
 
@@ -45,7 +45,8 @@ class AdaGrad(AdaptiveLectureOptimizer):
         lr = ops.cast(learning_rate, variable.dtype)
         gradient = self._prepare_gradient(gradient, variable)
         r = self.accumulators[self._get_variable_index(variable)]
-        self._run_kernel(_adagrad_kernel, variable, (r,), gradient, lr, self.epsilon)
+        self._run_kernel(_adagrad_kernel, variable, (r,), gradient, lr, self.epsilon,
+                         guard_zero=self._guard_zero(self.epsilon, variable.dtype))
 
     def effective_learning_rates(self):
         lr = self._get_current_learning_rate()
@@ -59,9 +60,9 @@ class AdaGrad(AdaptiveLectureOptimizer):
         return config
 
 
-def _adagrad_kernel(w, r, g, lr, delta):
+def _adagrad_kernel(w, r, g, lr, delta, guard_zero):
     """One AdaGrad update of ``w`` and its sum ``r`` (see ``AdaGrad.update_step``)."""
     r.assign_add(ops.square(g))
-    # divide_no_nan: with δ = 0 a weight whose gradients were all zero would get 0/0;
-    # its step is 0 (the limit), as every weight whose r is 0 has g = 0.
-    w.assign_sub(ops.divide_no_nan(ops.multiply(g, lr), ops.add(ops.sqrt(r), delta)))
+    # With δ = 0 a weight whose gradients were all zero would get 0/0; its step is 0 (the
+    # limit), as every weight whose r is 0 has g = 0 (see step_divide).
+    w.assign_sub(step_divide(ops.multiply(g, lr), ops.add(ops.sqrt(r), delta), guard_zero))

@@ -1,9 +1,11 @@
 """Adam: RMSProp plus momentum, with bias correction of both moving averages."""
 
+import math
+
 import keras
 from keras import ops
 
-from custom_optimizers._base import AdaptiveLectureOptimizer
+from custom_optimizers._base import AdaptiveLectureOptimizer, step_divide
 from custom_optimizers._checks import check_hyperparameter
 
 
@@ -78,7 +80,10 @@ class Adam(AdaptiveLectureOptimizer):
         # (ε*sqrt(c2)/c1) * v / (sqrt(r) + δ*sqrt(c2)).
         self._run_kernel(_adam_kernel, variable, (v, r), gradient,
                          self.beta_1, 1.0 - self.beta_1, self.beta_2, 1.0 - self.beta_2,
-                         lr * first / second, self.epsilon / second)
+                         lr * first / second, self.epsilon / second,
+                         guard_zero=self._guard_zero(
+                             self.epsilon, variable.dtype,
+                             math.sqrt(1.0 - self.beta_2) if self.bias_correction else 1.0))
 
     def effective_learning_rates(self):
         """``ε / (δ + sqrt(r̂_j))``: the factor the corrected first moment v̂ is scaled by."""
@@ -103,11 +108,13 @@ class Adam(AdaptiveLectureOptimizer):
         return config
 
 
-def _adam_kernel(w, v, r, g, b1, one_minus_b1, b2, one_minus_b2, step_scale, delta):
+def _adam_kernel(w, v, r, g, b1, one_minus_b1, b2, one_minus_b2, step_scale, delta,
+                 guard_zero):
     """One Adam update of ``w`` and its moments ``v``, ``r`` (see ``Adam.update_step``)."""
     # The slide's moving averages b*v + (1-b)*g, not Keras's v += (1-b)*(g - v), which
     # loses a small new average to cancellation when b is small and |g| << |v|.
     v.assign(ops.add(ops.multiply(v, b1), ops.multiply(g, one_minus_b1)))
     r.assign(ops.add(ops.multiply(r, b2), ops.multiply(ops.square(g), one_minus_b2)))
-    # divide_no_nan: 0/0 only where r = 0, hence v = 0: the step is 0 (δ = 0 allowed).
-    w.assign_sub(ops.divide_no_nan(ops.multiply(v, step_scale), ops.add(ops.sqrt(r), delta)))
+    # 0/0 only where r = 0, hence v = 0: the step is 0 (δ = 0 allowed; see step_divide).
+    w.assign_sub(step_divide(ops.multiply(v, step_scale), ops.add(ops.sqrt(r), delta),
+                             guard_zero))

@@ -52,13 +52,17 @@ class Lion(LectureOptimizer):
         lr = ops.cast(learning_rate, variable.dtype)
         gradient = self._prepare_gradient(gradient, variable)
         m = self.momentums[self._get_variable_index(variable)]
-        direction = ops.sign(ops.add(ops.multiply(m, self.beta_1),
-                                     ops.multiply(gradient, 1.0 - self.beta_1)))
-        self.assign_sub(variable, ops.multiply(direction, lr))
-        self.assign(m, ops.add(ops.multiply(m, self.beta_2),
-                               ops.multiply(gradient, 1.0 - self.beta_2)))
+        self._run_kernel(_lion_kernel, variable, (m,), gradient, lr, self.beta_1,
+                         1.0 - self.beta_1, self.beta_2, 1.0 - self.beta_2)
 
     def get_config(self):
         config = super().get_config()
         config.update({"beta_1": self.beta_1, "beta_2": self.beta_2})
         return config
+
+
+def _lion_kernel(w, m, g, lr, b1, one_minus_b1, b2, one_minus_b2):
+    """One Lion update of ``w`` and its momentum ``m`` (see ``Lion.update_step``)."""
+    direction = ops.sign(ops.add(ops.multiply(m, b1), ops.multiply(g, one_minus_b1)))
+    w.assign_sub(ops.multiply(direction, lr))
+    m.assign(ops.add(ops.multiply(m, b2), ops.multiply(g, one_minus_b2)))

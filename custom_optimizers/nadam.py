@@ -5,7 +5,7 @@ import math
 import keras
 from keras import ops
 
-from custom_optimizers._base import AdaptiveLectureOptimizer
+from custom_optimizers._base import AdaptiveLectureOptimizer, step_divide
 from custom_optimizers._checks import check_hyperparameter
 
 # Terms of the series for log Π(1 - 0.5 q^i) (see ``_momentum_products``): the k-th term is
@@ -103,20 +103,13 @@ class NAdam(AdaptiveLectureOptimizer):
         v = self.momentums[self._get_variable_index(variable)]
         r = self.velocities[self._get_variable_index(variable)]
         ahead, now, second = self._scalars(variable.dtype)
-        self.assign(v, ops.add(ops.multiply(v, self.beta_1),
-                               ops.multiply(gradient, 1.0 - self.beta_1)))
-        self.assign(r, ops.add(ops.multiply(r, self.beta_2),
-                               ops.multiply(ops.square(gradient), 1.0 - self.beta_2)))
         # ε/(δ + sqrt(r)/c) * (ahead*v + now*g), numerator and denominator times c =
-        # sqrt(1-ρ2^t) = 1/second; divide_no_nan: 0/0 only where r = 0 (δ = 0 allowed).
-        self.assign_sub(
-            variable,
-            ops.divide_no_nan(
-                ops.multiply(ops.add(ops.multiply(v, ahead), ops.multiply(gradient, now)),
-                             lr / second),
-                ops.add(ops.sqrt(r), self.epsilon / second),
-            ),
-        )
+        # sqrt(1-ρ2^t) = 1/second.
+        self._run_kernel(_nadam_kernel, variable, (v, r), gradient,
+                         self.beta_1, 1.0 - self.beta_1, self.beta_2, 1.0 - self.beta_2,
+                         ahead, now, lr / second, self.epsilon / second,
+                         guard_zero=self._guard_zero(self.epsilon, variable.dtype,
+                                                     math.sqrt(1.0 - self.beta_2)))
 
     def effective_learning_rates(self):
         """``ε / (δ + sqrt(r̂_j))``: the factor the look-ahead first moment v̂ is scaled by."""
@@ -137,3 +130,14 @@ class NAdam(AdaptiveLectureOptimizer):
             "momentum_decay": self.momentum_decay,
         })
         return config
+
+
+def _nadam_kernel(w, v, r, g, b1, one_minus_b1, b2, one_minus_b2, ahead, now, step_scale,
+                  delta, guard_zero):
+    """One NAdam update of ``w`` and its moments ``v``, ``r`` (see ``NAdam.update_step``)."""
+    v.assign(ops.add(ops.multiply(v, b1), ops.multiply(g, one_minus_b1)))
+    r.assign(ops.add(ops.multiply(r, b2), ops.multiply(ops.square(g), one_minus_b2)))
+    # 0/0 only where r = 0 (δ = 0 allowed; see step_divide).
+    w.assign_sub(step_divide(
+        ops.multiply(ops.add(ops.multiply(v, ahead), ops.multiply(g, now)), step_scale),
+        ops.add(ops.sqrt(r), delta), guard_zero))

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from custom_optimizers._base import AdaptiveLectureOptimizer
+from custom_optimizers._base import AdaptiveLectureOptimizer, step_divide
 from custom_optimizers._checks import check_hyperparameter
 
 
@@ -48,7 +48,8 @@ class RMSProp(AdaptiveLectureOptimizer):
         gradient = self._prepare_gradient(gradient, variable)
         r = self.velocities[self._get_variable_index(variable)]
         self._run_kernel(_rmsprop_kernel, variable, (r,), gradient, lr, self.rho,
-                         1.0 - self.rho, self.epsilon)
+                         1.0 - self.rho, self.epsilon,
+                         guard_zero=self._guard_zero(self.epsilon, variable.dtype))
 
     def effective_learning_rates(self):
         lr = self._get_current_learning_rate()
@@ -60,11 +61,11 @@ class RMSProp(AdaptiveLectureOptimizer):
         return config
 
 
-def _rmsprop_kernel(w, r, g, lr, rho, one_minus_rho, delta):
+def _rmsprop_kernel(w, r, g, lr, rho, one_minus_rho, delta, guard_zero):
     """One RMSProp update of ``w`` and its average ``r`` (see ``RMSProp.update_step``)."""
     # r = rho*r + (1-rho)*g², as on the slide (and as Keras's RMSprop computes it): the
     # shorter r += (1-rho)*(g² - r) loses r's small values to cancellation when rho is
     # small and g² << r.
     r.assign(ops.add(ops.multiply(r, rho), ops.multiply(ops.square(g), one_minus_rho)))
-    # divide_no_nan: 0/0 only where r = 0, i.e. every gradient so far was 0: step 0.
-    w.assign_sub(ops.divide_no_nan(ops.multiply(g, lr), ops.add(ops.sqrt(r), delta)))
+    # 0/0 only where r = 0, i.e. every gradient so far was 0: step 0 (see step_divide).
+    w.assign_sub(step_divide(ops.multiply(g, lr), ops.add(ops.sqrt(r), delta), guard_zero))

@@ -137,8 +137,8 @@ def test_eager_and_graph_agree(optimizer_case):
     assert_weights_close(eager, graph, 1e-14, 1e-14)
 
 
-def test_fused_kernel_and_xla_paths_agree(adaptive_optimizer_case, monkeypatch):
-    """The three ways an adaptive rule's update can run give the same weights: plain ops
+def test_fused_kernel_and_xla_paths_agree(kernel_optimizer_case, monkeypatch):
+    """The three ways a kernel rule's update can run give the same weights: plain ops
     in a graph, the update alone as one XLA cluster (what large variables get, forced here
     for small ones) and the whole step under XLA; in float64 to rounding, and all three
     follow the reference."""
@@ -149,7 +149,7 @@ def test_fused_kernel_and_xla_paths_agree(adaptive_optimizer_case, monkeypatch):
     runs = {}
     for path, min_size, jit in [("plain", 2**62, False), ("fused", 0, False), ("xla", 0, True)]:
         monkeypatch.setattr(_base, "FUSED_MIN_SIZE", min_size)
-        optimizer = adaptive_optimizer_case.make(clip_threshold=4.0)
+        optimizer = kernel_optimizer_case.make(clip_threshold=4.0)
         variables = [keras.Variable(w) for w in init]
         optimizer.build(variables)
         step = tf.function(lambda g: optimizer.apply_gradients(zip(g, variables)),
@@ -160,8 +160,70 @@ def test_fused_kernel_and_xla_paths_agree(adaptive_optimizer_case, monkeypatch):
     assert_weights_close(runs["fused"], runs["plain"], 1e-14, 1e-14)
     assert_weights_close(runs["xla"], runs["plain"], 1e-14, 1e-14)
     rtol, atol = TOLERANCE[dtype]
-    reference_run = adaptive_optimizer_case.reference(clip_threshold=4.0)
+    reference_run = kernel_optimizer_case.reference(clip_threshold=4.0)
     assert_weights_close(runs["fused"], run_reference(reference_run, init, grads), rtol, atol)
+
+
+def _fused_run(optimizer, init, grads):
+    """Weights after ``grads`` with every variable on the fused (XLA-cluster) path."""
+    variables = [keras.Variable(w) for w in init]
+    optimizer.build(variables)
+    step = tf.function(lambda g: optimizer.apply_gradients(zip(g, variables)))
+    for step_grads in grads:
+        step([tf.constant(g) for g in step_grads])
+    return [v.numpy() for v in variables]
+
+
+def test_plain_and_guarded_division_agree(adaptive_optimizer_case, monkeypatch):
+    """Where δ cannot vanish the kernel divides plainly; forcing ``divide_no_nan`` there
+    gives bit-identical weights, in float32 and float64."""
+    from custom_optimizers import _base
+
+    monkeypatch.setattr(_base, "FUSED_MIN_SIZE", 0)
+    for dtype in ("float32", "float64"):
+        init, grads = random_problem(dtype, steps=6, seed=7, shapes=[(4, 5), (3,)])
+        plain = _fused_run(adaptive_optimizer_case.make(), init, grads)
+        monkeypatch.setattr(_base.LectureOptimizer, "_guard_zero",
+                            staticmethod(lambda *args: True))
+        guarded = _fused_run(adaptive_optimizer_case.make(), init, grads)
+        monkeypatch.undo()
+        monkeypatch.setattr(_base, "FUSED_MIN_SIZE", 0)
+        for a, b in zip(plain, guarded):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype,delta,scale,guard", [
+    ("float32", 1e-7, 1.0, False),
+    ("float32", 1e-7, 0.0316, False),  # Adam's δ·sqrt(1-ρ2) with ρ2 = 0.999
+    ("float32", 0.0, 1.0, True),
+    ("float32", 1e-38, 1.0, True),  # below float32's smallest normal number
+    ("float16", 1e-7, 1.0, True),  # float16 flushes it to a subnormal
+    ("float16", 1e-2, 0.0316, False),
+    ("float16", 1e-3, 0.0316, True),  # 3.2e-5: below float16's smallest normal number
+    ("bfloat16", 1e-7, 1.0, False),  # float32's exponent range
+    ("float64", 1e-300, 0.0316, False),
+])
+def test_guard_zero_decision(dtype, delta, scale, guard):
+    assert co.LectureOptimizer._guard_zero(delta, dtype, scale) is guard
+
+
+def test_float16_zero_gradient_with_vanishing_delta_steps_zero(adaptive_optimizer_case,
+                                                                 monkeypatch):
+    """float16 weights, the default δ (1e-7 rounds to a float16 subnormal, and Adam's
+    δ·sqrt(1-ρ2^t) to 0): a weight that never had a gradient stays where it is (0/0 is
+    guarded), the others move and stay finite; fused and plain paths alike."""
+    from custom_optimizers import _base
+
+    for min_size in (0, 2**62):
+        monkeypatch.setattr(_base, "FUSED_MIN_SIZE", min_size)
+        kwargs = {k: v for k, v in adaptive_optimizer_case.kwargs.items() if k != "epsilon"}
+        optimizer = adaptive_optimizer_case.cls(**kwargs)
+        init = [np.array([1.0, -1.0, 0.5], dtype="float16")]
+        grads = [[np.array([0.0, 0.25, -0.5], dtype="float16")]] * 3
+        end = _fused_run(optimizer, init, grads)[0]
+        assert np.all(np.isfinite(end)), (min_size, end)
+        assert end[0] == init[0][0]
+        assert end[1] < init[0][1] and end[2] > init[0][2]
 
 
 # ------------------------------------------------------------------ one step by hand
