@@ -3,6 +3,7 @@
 Usage::
 
     python -m benchmarks.optimizer_step [--sizes 1000000 10000000] [--repeats N] [--quick]
+                                        [--control RULE | --no-control]
 
 For each rule of the registry (``custom_optimizers.rules``) with a Keras twin, the custom
 optimizer and the Keras built-in that ``experiments.optim.keras_arguments`` translates the
@@ -14,8 +15,11 @@ Machines here are shared and noisy, so every comparison is measured side by side
 process: both optimizers (and a NumPy copy of the same traffic) are warmed up, then timed
 interleaved (copy, custom, built-in, copy, built-in, custom, ...); each timing runs enough
 steps to last ``MIN_SAMPLE_SECONDS``. Reported are the median milliseconds per step, the
-median of the per-repeat ratios custom/built-in with their interquartile range and range,
-the ratio of the fastest steps, and the achieved memory bandwidth of each step.
+median of the per-repeat ratios custom/built-in with a 95% bootstrap confidence interval
+of that median and the ratios' interquartile range, the ratio of the fastest steps, and
+the achieved memory bandwidth of each step. A control row per size and mode times one
+built-in against a second copy of itself by the same method: two equally fast optimizers
+read like that on this machine (its interval is the noise floor of every other row).
 
 Bandwidth: a rule must at least read and write every array it touches once per step, e.g.
 Adam reads g, w, m, v and writes w, m, v: 7 × 4 bytes per float32 parameter; plain SGD
@@ -54,6 +58,9 @@ ROUNDS = 4
 WARMUP_STEPS = 3
 
 RULES = tuple(rule.name for rule in registry.rules() if rule.keras is not None)
+# The A/A control: this rule's built-in timed against a second copy of itself, by the same
+# method. Its ratio is 1 by construction, so its spread is what "as fast" looks like here.
+CONTROL_RULE = "adam"
 
 
 def _power_of_two(x: float) -> float:
@@ -101,6 +108,8 @@ class Row:
     custom_ms: float  # median ms per step
     keras_ms: float
     ratio: float  # median of per-repeat custom/keras ratios
+    ratio_ci_low: float  # 95% bootstrap confidence interval of that median
+    ratio_ci_high: float
     ratio_q1: float
     ratio_q3: float
     ratio_min: float
@@ -109,6 +118,7 @@ class Row:
     copy_gbps: float  # np.copyto bandwidth, read + write bytes per second / 1e9
     custom_gbps: float  # rule's minimal traffic / custom step time / 1e9
     keras_gbps: float
+    control: bool = False  # the built-in against a second copy of itself: what "equal" reads
 
     @property
     def custom_copy_fraction(self) -> float:
@@ -157,15 +167,18 @@ def _load_average() -> str:
         return "n/a"
 
 
-def _optimizer_pair(rule: str):
-    """(custom optimizer, Keras built-in) for ``rule`` with the same lecture hyperparameters."""
+def _optimizer_pair(rule: str, control: bool = False):
+    """(custom optimizer, Keras built-in) for ``rule`` with the same lecture hyperparameters;
+    with ``control``, two built-ins instead (an A/A comparison: the method's own noise)."""
     import keras
 
     from experiments.optim import keras_arguments, lecture_class
 
     hp = LECTURE_HYPERPARAMETERS[rule]
     class_name, kwargs = keras_arguments(rule, hp)
-    return lecture_class(rule)(**hp), getattr(keras.optimizers, class_name)(**kwargs)
+    builtin = getattr(keras.optimizers, class_name)
+    first = builtin(**kwargs) if control else lecture_class(rule)(**hp)
+    return first, builtin(**kwargs)
 
 
 def _split(size: int, parts: int) -> list[int]:
@@ -220,9 +233,23 @@ def _quantile(values: Sequence[float], q: float) -> float:
     return float(np.quantile(np.asarray(values, dtype=np.float64), q))
 
 
+BOOTSTRAP_RESAMPLES = 2000
+
+
+def median_interval(values: Sequence[float], level: float = 0.95, seed: int = 0):
+    """Percentile-bootstrap ``level`` confidence interval of the median of ``values``."""
+    values = np.asarray(values, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    medians = np.median(rng.choice(values, size=(BOOTSTRAP_RESAMPLES, len(values))), axis=1)
+    tail = (1.0 - level) / 2
+    return float(np.quantile(medians, tail)), float(np.quantile(medians, 1.0 - tail))
+
+
 def compare(rule: str, size: int, xla: bool, repeats: int,
-            min_sample_seconds: float = MIN_SAMPLE_SECONDS, rounds: int = ROUNDS) -> Row:
-    """Custom vs built-in (and a NumPy copy of the same traffic), interleaved.
+            min_sample_seconds: float = MIN_SAMPLE_SECONDS, rounds: int = ROUNDS,
+            control: bool = False) -> Row:
+    """Custom vs built-in (and a NumPy copy of the same traffic), interleaved; with
+    ``control``, the built-in against a second built-in in the custom one's place.
 
     The repeats are spread over ``rounds`` fresh pairs of optimizers, created in turn
     custom first and built-in first, so that where their state happens to sit in memory
@@ -245,7 +272,7 @@ def compare(rule: str, size: int, xla: bool, repeats: int,
     calls = {}
     i = 0
     for round_ in range(rounds):
-        custom, builtin = _optimizer_pair(rule)
+        custom, builtin = _optimizer_pair(rule, control)
         first, second = ("custom", "keras") if round_ % 2 == 0 else ("keras", "custom")
         opts = {"custom": custom, "keras": builtin}
         fns = {"copy": run_copy}
@@ -264,6 +291,7 @@ def compare(rule: str, size: int, xla: bool, repeats: int,
             i += 1
 
     ratios = [c / k for c, k in zip(samples["custom"], samples["keras"])]
+    ci_low, ci_high = median_interval(ratios)
     custom_s = float(np.median(samples["custom"]))
     keras_s = float(np.median(samples["keras"]))
     copy_s = float(np.median(samples["copy"]))
@@ -275,6 +303,8 @@ def compare(rule: str, size: int, xla: bool, repeats: int,
         custom_ms=custom_s * 1e3,
         keras_ms=keras_s * 1e3,
         ratio=_quantile(ratios, 0.5),
+        ratio_ci_low=ci_low,
+        ratio_ci_high=ci_high,
         ratio_q1=_quantile(ratios, 0.25),
         ratio_q3=_quantile(ratios, 0.75),
         ratio_min=min(ratios),
@@ -283,6 +313,7 @@ def compare(rule: str, size: int, xla: bool, repeats: int,
         copy_gbps=2 * traffic / copy_s / 1e9,
         custom_gbps=traffic / custom_s / 1e9,
         keras_gbps=traffic / keras_s / 1e9,
+        control=control,
     )
 
 
@@ -294,8 +325,10 @@ def benchmark_rows(
     progress: Callable[[Row], None] | None = None,
     min_sample_seconds: float = MIN_SAMPLE_SECONDS,
     rounds: int = ROUNDS,
+    control: str | None = CONTROL_RULE,
 ) -> list[Row]:
-    """Every comparison, largest size first: one ``Row`` per (size, rule, XLA).
+    """Every comparison, largest size first: one ``Row`` per (size, rule, XLA), after a
+    control row per (size, XLA) (``control``'s built-in against itself; None: none).
 
     ``min_sample_seconds`` is how long one timing (several back-to-back steps) lasts at
     least; a test passes something tiny to finish fast.
@@ -303,10 +336,11 @@ def benchmark_rows(
     import keras
 
     rows = []
+    cases = ([(control, True)] if control else []) + [(rule, False) for rule in rules]
     for size in sorted(sizes, reverse=True):
-        for rule in rules:
+        for rule, is_control in cases:
             for xla in xla_modes:
-                row = compare(rule, size, xla, repeats, min_sample_seconds, rounds)
+                row = compare(rule, size, xla, repeats, min_sample_seconds, rounds, is_control)
                 rows.append(row)
                 if progress is not None:
                     progress(row)
@@ -339,20 +373,24 @@ def format_table(rows: Sequence[Row], info: dict | None = None, repeats: int | N
             + (f", {repeats} repeats" if repeats else "")
             + (f" over {rounds} fresh optimizer pairs" if rounds else "")
             + "; ms = median per step; ratio = median of per-repeat custom/built-in "
-            "ratios [IQR] (min–max); best = fastest custom step / fastest built-in step",
+            "ratios [95% bootstrap CI of that median] (IQR); best = fastest custom step / "
+            "fastest built-in step",
+            f"- control: the built-in {CONTROL_RULE} against a second copy of itself, timed "
+            "the same way: the ratio an equally fast optimizer gets on this machine",
             "- bandwidth = minimal bytes read + written per step / step time; "
             "copy = `np.copyto` of an array of that many bytes, counted as read + write",
             "",
         ]
     header = ["params", "rule", "XLA", "bytes/param (read → written)", "custom ms",
-              "built-in ms", "custom/built-in [IQR] (min–max)", "best", "custom GB/s",
+              "built-in ms", "custom/built-in [95% CI] (IQR)", "best", "custom GB/s",
               "built-in GB/s", "copy GB/s", "custom % copy", "built-in % copy"]
     body = [
-        [_size_label(r.size), r.rule, "yes" if r.xla else "no",
+        [_size_label(r.size), f"control: built-in {r.rule} vs itself" if r.control else r.rule,
+         "yes" if r.xla else "no",
          f"{traffic_label(r.rule)} = {r.bytes_per_param}", f"{r.custom_ms:.3f}",
          f"{r.keras_ms:.3f}",
-         f"{r.ratio:.3f} [{r.ratio_q1:.3f}–{r.ratio_q3:.3f}] "
-         f"({r.ratio_min:.3f}–{r.ratio_max:.3f})",
+         f"{r.ratio:.3f} [{r.ratio_ci_low:.3f}–{r.ratio_ci_high:.3f}] "
+         f"({r.ratio_q1:.3f}–{r.ratio_q3:.3f})",
          f"{r.best_ratio:.3f}", f"{r.custom_gbps:.2f}", f"{r.keras_gbps:.2f}",
          f"{r.copy_gbps:.2f}", f"{100 * r.custom_copy_fraction:.0f}%",
          f"{100 * r.keras_copy_fraction:.0f}%"]
@@ -377,6 +415,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                         f"(default {ROUNDS})")
     parser.add_argument("--rules", nargs="+", choices=RULES, default=list(RULES),
                         help="rules to compare (default: all)")
+    parser.add_argument("--control", choices=RULES, default=CONTROL_RULE,
+                        help="rule whose built-in is timed against itself as the control "
+                        f"(default {CONTROL_RULE})")
+    parser.add_argument("--no-control", dest="control", action="store_const", const=None,
+                        help="no control rows")
     parser.add_argument("--quick", action="store_true",
                         help=f"only {_size_label(DEFAULT_SIZES[0])} parameters and "
                         f"{QUICK_REPEATS} repeats unless --sizes/--repeats say otherwise")
@@ -397,11 +440,12 @@ def main(argv=None) -> str:
     info = machine_info()
 
     def progress(row):  # on stderr, so stdout holds just the table
-        print(f"{_size_label(row.size)} {row.rule} xla={row.xla}: {row.ratio:.3f}",
-              file=sys.stderr, flush=True)
+        name = f"control ({row.rule} vs itself)" if row.control else row.rule
+        print(f"{_size_label(row.size)} {name} xla={row.xla}: {row.ratio:.3f} "
+              f"[{row.ratio_ci_low:.3f}–{row.ratio_ci_high:.3f}]", file=sys.stderr, flush=True)
 
     rows = benchmark_rows(args.sizes, args.repeats, args.rules, progress=progress,
-                          rounds=args.rounds)
+                          rounds=args.rounds, control=args.control)
     table = format_table(rows, info, args.repeats, min(args.rounds, args.repeats))
     print(table, flush=True)
     return table

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import pytest
 
 from benchmarks import optimizer_step
@@ -20,12 +22,37 @@ def tiny_rows():
                                          rounds=1)
 
 
-def test_one_row_per_rule_and_xla_mode(tiny_rows):
-    assert len(tiny_rows) == 2 * len(optimizer_step.RULES)
-    assert {(r.rule, r.xla) for r in tiny_rows} == {
+def test_one_row_per_rule_and_xla_mode_after_the_controls(tiny_rows):
+    assert len(tiny_rows) == 2 * (len(optimizer_step.RULES) + 1)
+    assert [(r.rule, r.xla) for r in tiny_rows if r.control] == [
+        (optimizer_step.CONTROL_RULE, False), (optimizer_step.CONTROL_RULE, True)]
+    assert all(r.control for r in tiny_rows[:2])
+    assert {(r.rule, r.xla) for r in tiny_rows if not r.control} == {
         (rule, xla) for rule in optimizer_step.RULES for xla in (False, True)
     }
     assert all(r.size == TINY for r in tiny_rows)
+
+
+def test_control_pairs_the_builtin_with_itself():
+    first, second = optimizer_step._optimizer_pair("adam", control=True)
+    assert type(first) is type(second) and first is not second
+    assert type(first).__module__.startswith("keras")
+    custom, builtin = optimizer_step._optimizer_pair("adam")
+    assert type(custom).__module__.startswith("custom_optimizers")
+    assert type(builtin) is type(second)
+
+
+def test_median_interval_matches_the_median_standard_error():
+    """For normal samples the median's standard error is sqrt(pi/2)·σ/sqrt(n): the 95%
+    bootstrap interval is about ±1.96 of it, and contains the sample median."""
+    rng = np.random.default_rng(1)
+    sigma, n = 0.2, 400
+    values = 1.0 + sigma * rng.standard_normal(n)
+    low, high = optimizer_step.median_interval(values)
+    assert low < np.median(values) < high
+    expected = 2 * 1.96 * math.sqrt(math.pi / 2) * sigma / math.sqrt(n)
+    assert 0.7 * expected < high - low < 1.3 * expected
+    assert optimizer_step.median_interval([1.5] * 10) == (1.5, 1.5)
 
 
 def test_every_number_is_positive_and_finite(tiny_rows):
@@ -48,6 +75,8 @@ def test_every_number_is_positive_and_finite(tiny_rows):
         for name, value in numbers.items():
             assert math.isfinite(value) and value > 0, (row.rule, row.xla, name, value)
         assert row.ratio_min <= row.ratio_q1 <= row.ratio <= row.ratio_q3 <= row.ratio_max
+        assert row.ratio_min <= row.ratio_ci_low <= row.ratio <= row.ratio_ci_high
+        assert row.ratio_ci_high <= row.ratio_max
 
 
 def test_table_has_a_line_per_row_and_the_machine_on_top(tiny_rows):
@@ -58,7 +87,8 @@ def test_table_has_a_line_per_row_and_the_machine_on_top(tiny_rows):
     assert any(info["tensorflow"] in line and info["keras"] in line for line in lines)
     assert any(line.startswith("- CPU: ") for line in lines)
     body = [line for line in lines if line.startswith("| 10k |")]
-    assert len(body) == 2 * len(optimizer_step.RULES)
+    assert len(body) == 2 * (len(optimizer_step.RULES) + 1)
+    assert sum("| control: built-in adam vs itself |" in line for line in body) == 2
     assert all(line.count("|") == lines[lines.index(body[0]) - 2].count("|") for line in body)
 
 
@@ -72,7 +102,7 @@ def test_traffic_per_parameter():
 
 def test_main_prints_the_table(capsys):
     table = optimizer_step.main(["--sizes", "1000", "--repeats", "2", "--rounds", "2",
-                                 "--rules", "sgd"])
+                                 "--rules", "sgd", "--no-control"])
     out = capsys.readouterr().out
     assert table in out
     assert sum(line.startswith("| 1k | sgd |") for line in out.splitlines()) == 2
