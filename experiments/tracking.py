@@ -5,12 +5,13 @@ Step metrics are buffered and handed to a background thread every few seconds
 overlap the training. MLflow's ``log_batch`` costs about 100 µs of CPU per metric on its
 SQLite store (SQLAlchemy's ORM builds and flushes one object per row) plus a commit per
 call: 15 metrics per step are 1.5 ms, twice a training step of the default MLP. On a SQL
-store the rows are therefore inserted in bulk into MLflow's own ``metrics`` table (about
-7 µs a row) in one transaction that also updates the run's latest metrics with MLflow's
-own helper; any other store, or rows the bulk insert refuses (a duplicate on resume), go
-through ``log_batch``. The logger uses ``MlflowClient`` directly, not the
-fluent API's global active run, so several runs (nested ones too) can be open in one
-process.
+store the rows are therefore inserted in bulk into MLflow's own ``metrics`` table in one
+transaction that also updates the run's latest metrics with MLflow's own helper; on SQLite
+through the driver's ``executemany`` (about 11 µs of CPU a row, 7 of them SQLite's own
+insert into the table and its three indexes, against 14 µs through SQLAlchemy's insert).
+Any other store, or rows the bulk insert refuses (a duplicate on resume), go through
+``log_batch``. The logger uses ``MlflowClient`` directly, not the fluent API's global
+active run, so several runs (nested ones too) can be open in one process.
 """
 
 from __future__ import annotations
@@ -325,6 +326,12 @@ class RunLogger:
             _retrying(self.client.set_terminated, self.run_id, status=status)
 
 
+# MLflow's metrics table, in the order the bulk insert gives its values.
+_METRIC_COLUMNS = ("key", "value", "timestamp", "step", "is_nan", "run_uuid")
+_SQLITE_INSERT = (f"INSERT INTO metrics ({', '.join(_METRIC_COLUMNS)}) "
+                  f"VALUES ({', '.join('?' * len(_METRIC_COLUMNS))})")
+
+
 def _bulk_store_metrics(client, run_id: str, rows: list[tuple[str, float, int, int]]) -> bool:
     """Store metric rows in a SQL store with one bulk insert and one commit.
 
@@ -349,21 +356,31 @@ def _bulk_store_metrics(client, run_id: str, rows: list[tuple[str, float, int, i
         update_latest = store._update_latest_metrics_if_necessary
     except (ImportError, AttributeError):
         return False
-    values, newest = [], {}
+    if (SqlMetric.__tablename__ != "metrics"
+            or not set(_METRIC_COLUMNS) <= set(SqlMetric.__table__.columns.keys())):
+        return False  # an MLflow whose table differs: log_batch knows it
+    records, newest = [], {}
     for key, value, ts, step in dict.fromkeys(rows):  # exact repeats once, as log_batch does
         is_nan, value = sanitize(value)
-        row = {"key": key, "value": value, "timestamp": ts, "step": step, "is_nan": is_nan,
-               "run_uuid": run_id}
-        values.append(row)
+        record = (key, value, ts, step, is_nan, run_id)
+        records.append(record)
         old = newest.get(key)  # MLflow's "latest": by step, then timestamp, then value
-        if old is None or (step, ts, value) > (old["step"], old["timestamp"], old["value"]):
-            newest[key] = row
-    for row in newest.values():
-        _validate_metric(row["key"], row["value"], row["timestamp"], row["step"])
+        if old is None or (step, ts, value) > (old[3], old[2], old[1]):
+            newest[key] = record
+    for key, value, ts, step, _, _ in newest.values():
+        _validate_metric(key, value, ts, step)
     try:
         with sessions(read_only=False) as session:
-            session.execute(sqlalchemy.insert(SqlMetric.__table__), values)
-            update_latest([SqlMetric(**row) for row in newest.values()], session)
+            connection = session.connection()
+            if connection.dialect.name == "sqlite":
+                # The driver's own executemany: SQLAlchemy's per-row parameter processing
+                # would cost about as much again as SQLite's insert itself.
+                connection.exec_driver_sql(_SQLITE_INSERT, records)
+            else:
+                session.execute(sqlalchemy.insert(SqlMetric.__table__),
+                                [dict(zip(_METRIC_COLUMNS, r)) for r in records])
+            update_latest([SqlMetric(**dict(zip(_METRIC_COLUMNS, r)))
+                           for r in newest.values()], session)
             session.commit()
     except Exception as err:  # MLflow's session wraps the IntegrityError in MlflowException
         if isinstance(err, sqlalchemy.exc.IntegrityError) or isinstance(

@@ -180,14 +180,14 @@ def test_log_every_n_steps_thins_step_metrics(store, capsys):
 
 def test_bulk_stored_metrics_equal_log_batch(store):
     """RunLogger stores older rows in bulk: the store then holds exactly what MLflow's
-    log_batch stores (values, steps, timestamps, infinities, latest values), and rows
+    log_batch stores (values, steps, timestamps, infinities, NaN, latest values), and rows
     logged a second time (a resumed run) are skipped, not an error."""
     from mlflow.entities import Metric
 
     from experiments.tracking import RunLogger
 
-    rows = [({"loss": 1.0 / s, "grad_norm": float("inf") if s == 2 else s * 0.5}, s)
-            for s in range(1, 8)]
+    special = {2: float("inf"), 3: float("-inf"), 5: float("nan")}
+    rows = [({"loss": 1.0 / s, "grad_norm": special.get(s, s * 0.5)}, s) for s in range(1, 8)]
     logger = RunLogger.start(store, "bulk", "bulk", tags={})
     logger.flush_at = 5  # several flushes while the writer may still be busy
     for metrics, step in rows:
@@ -202,7 +202,7 @@ def test_bulk_stored_metrics_equal_log_batch(store):
     plain.end()
     c = client(store)
     for key in ("loss", "grad_norm"):
-        ours, theirs = (sorted((m.step, m.timestamp, m.value) for m in
+        ours, theirs = (sorted((m.step, m.timestamp, repr(m.value)) for m in
                                c.get_metric_history(run_id, key))
                         for run_id in (logger.run_id, plain.run_id))
         assert ours == theirs and len(ours) == 7
