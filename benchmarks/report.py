@@ -29,7 +29,7 @@ def section(quick: bool) -> str:
                   flags=re.M)
     train = training.main(["--epochs", "2", "--repeats", "3"] if quick else [])
     cnn_job = ["dataset=mnist1d", "model=mnist1d_cnn"]
-    train_cnn = training.main(["--epochs", "1", "--repeats", "3" if quick else "5", *cnn_job])
+    train_cnn = training.main(["--epochs", "1", *(["--repeats", "3"] if quick else []), *cnn_job])
     start = startup.main(["--repeats", "1" if quick else "3"])
     today = datetime.date.today().isoformat()
     load = optimizer_step._load_average()

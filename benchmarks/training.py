@@ -23,7 +23,7 @@ The process runs as the product does (``trainer.seed``, op determinism if
 ``trainer.deterministic``). Each variant is built and warmed up (one epoch, so tracing is
 not timed), then all are timed interleaved over ``--repeats`` rounds of ``--epochs``
 epochs; reported are median samples/s and the median per-round ratio to the equal-settings
-``fit`` (and of tracked to untracked) with their min–max.
+``fit`` (and of tracked to untracked) with its 95% bootstrap interval and min–max.
 """
 
 from __future__ import annotations
@@ -34,9 +34,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.optimizer_step import median_interval
 from experiments import markdown
 
 BATCH = 32
+REPEATS = 9
 
 
 def _config(overrides=()):
@@ -126,9 +128,10 @@ def _variants(tmp: Path, overrides=()):
     }
 
 
-def measure(epochs: int = 5, repeats: int = 5, overrides=()):
-    """Rows: (variant, median samples/s, median ratio to the equal-settings fit, min, max),
-    then the tracked/untracked ratio as a row of its own (samples/s None)."""
+def measure(epochs: int = 5, repeats: int = REPEATS, overrides=()):
+    """Rows: (variant, median samples/s, median ratio to the equal-settings fit, that
+    median's 95% bootstrap interval (low, high), min, max), then the tracked/untracked
+    ratio as a row of its own (samples/s None)."""
     with tempfile.TemporaryDirectory() as tmp:
         splits, variants = _variants(Path(tmp), overrides)
         for go in variants.values():  # warm-up: traces and first epoch
@@ -143,7 +146,7 @@ def measure(epochs: int = 5, repeats: int = 5, overrides=()):
 
     def ratios(values, base):
         r = [v / b for v, b in zip(values, base)]
-        return statistics.median(r), min(r), max(r)
+        return (statistics.median(r), *median_interval(r), min(r), max(r))
 
     rows = [(name, statistics.median(values), *ratios(values, rates[FIT_EQUAL]))
             for name, values in rates.items()]
@@ -153,15 +156,15 @@ def measure(epochs: int = 5, repeats: int = 5, overrides=()):
 def table(rows) -> str:
     return markdown.table(
         ["path", "samples/s (median)", "ratio to fit at equal settings (median)",
-         "ratio min–max"],
-        [(n, "" if v is None else f"{v:,.0f}", f"{r:.2f}", f"{lo:.2f}–{hi:.2f}")
-         for n, v, r, lo, hi in rows], "lrrl")
+         "ratio 95% CI", "ratio min–max"],
+        [(n, "" if v is None else f"{v:,.0f}", f"{r:.2f}", f"{cl:.2f}–{ch:.2f}",
+          f"{lo:.2f}–{hi:.2f}") for n, v, r, cl, ch, lo, hi in rows], "lrrll")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=REPEATS)
     parser.add_argument("overrides", nargs="*",
                         help="Hydra overrides of the job, e.g. dataset=mnist1d model=mnist1d_cnn")
     args = parser.parse_args(argv)

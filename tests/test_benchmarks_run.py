@@ -13,9 +13,9 @@ def test_training_benchmark_reports_all_paths():
         "fit", "fit, equal settings", "product, no tracking",
         "product, no tracking, jit_compile=true", "product, tracked",
         "product, tracked / product, no tracking"]
-    for _, rate, ratio, low, high in rows[:-1]:
+    for _, rate, ratio, ci_low, ci_high, low, high in rows[:-1]:
         assert math.isfinite(rate) and rate > 0
-        assert low <= ratio <= high
+        assert low <= ci_low <= ratio <= ci_high <= high
     assert rows[1][2] == 1.0  # the baseline: fit with the product's settings
     assert rows[-1][1] is None and rows[-1][2] == rows[4][1] / rows[2][1]
     assert "| product, tracked |" in training.table(rows)
