@@ -33,9 +33,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import functools
 import math
 import os
 import platform
+import re
 import sys
 import time
 from typing import Callable, Sequence
@@ -119,6 +121,10 @@ class Row:
     custom_gbps: float  # rule's minimal traffic / custom step time / 1e9
     keras_gbps: float
     control: bool = False  # the built-in against a second copy of itself: what "equal" reads
+    # With XLA, what the compiled step does per parameter (``compiled_work``): bytes read
+    # plus written, and element-wise operations; None without XLA.
+    custom_work: tuple[float, float] | None = None
+    keras_work: tuple[float, float] | None = None
 
     @property
     def custom_copy_fraction(self) -> float:
@@ -203,7 +209,8 @@ def _make_problem(size: int, seed: int):
 
 
 def _make_step(optimizer, variables, grads, xla: bool) -> Callable[[], None]:
-    """A no-argument callable running ``optimizer.apply_gradients`` once, compiled."""
+    """A no-argument callable running ``optimizer.apply_gradients`` once, compiled (a
+    ``functools.partial`` of the ``tf.function``, so that its HLO can be read)."""
     import tensorflow as tf
 
     optimizer.build(variables)
@@ -212,7 +219,76 @@ def _make_step(optimizer, variables, grads, xla: bool) -> Callable[[], None]:
     def step(grads):
         optimizer.apply_gradients(zip(grads, variables))
 
-    return lambda: step(grads)
+    return functools.partial(step, grads)
+
+
+_HLO_COMPUTATION = re.compile(r"^(?:ENTRY )?%(?P<name>[\w.\-]+) \(.*\{$")
+_HLO_INSTRUCTION = re.compile(
+    r"^\s*(?:ROOT )?%(?P<name>[\w.\-]+) = (?P<shape>\(.*?\)|\w+\[[\d,]*\](?:\{[^}]*\})?) "
+    r"(?P<op>[\w\-]+)\((?P<args>[^)]*)\)(?P<rest>.*)$")
+_HLO_ARRAY = re.compile(r"(?P<dtype>[a-z]+\d*)\[(?P<dims>[\d,]*)\]")
+_HLO_BYTES = {"pred": 1, "s8": 1, "u8": 1, "f16": 2, "bf16": 2, "s16": 2, "f32": 4, "s32": 4,
+              "u32": 4, "f64": 8, "s64": 8, "u64": 8}
+# Instructions that move or compute nothing per element.
+_HLO_FREE = {"parameter", "constant", "broadcast", "bitcast", "reshape", "tuple",
+             "get-tuple-element", "iota"}
+
+
+def _hlo_arrays(shape: str) -> list[tuple[int, int]]:
+    """(elements, bytes per element) of each array in an HLO shape (a tuple has several)."""
+    return [(math.prod(int(d) for d in m["dims"].split(",") if d), _HLO_BYTES.get(m["dtype"], 4))
+            for m in _HLO_ARRAY.finditer(shape)]
+
+
+def compiled_work(hlo: str, parameters: int, min_elements: int) -> tuple[float, float]:
+    """(bytes read + written, element-wise operations) per parameter of a compiled step.
+
+    Read off XLA's optimized HLO text: every instruction of the entry computation that
+    produces an array of at least ``min_elements`` elements (the parameters' tensors) is a
+    pass over memory that reads its array operands of that size and writes its result; a
+    fusion's operations are the non-trivial instructions of the computation it calls
+    (``_HLO_FREE`` excepted). Both sums are weighted by the array's size and divided by
+    ``parameters``. Deterministic, unlike the timings: where the custom and the built-in
+    step move the same bytes and do the same operations, XLA gives them the same loop.
+    """
+    computations: dict[str, dict[str, tuple]] = {}
+    entry, current = None, None
+    for line in hlo.splitlines():
+        head = _HLO_COMPUTATION.match(line)
+        if head:
+            current = computations.setdefault(head["name"], {})
+            if line.startswith("ENTRY"):
+                entry = current
+            continue
+        inst = _HLO_INSTRUCTION.match(line)
+        if inst and current is not None:
+            current[inst["name"]] = (inst["shape"], inst["op"], inst["args"], inst["rest"])
+
+    def big(shape):
+        return [a for a in _hlo_arrays(shape) if a[0] >= min_elements]
+
+    def operations(name):
+        return sum(1 for shape, op, _, _ in computations.get(name, {}).values()
+                   if op not in _HLO_FREE and big(shape))
+
+    moved = ops = 0.0
+    for shape, op, args, rest in (entry or {}).values():
+        written = big(shape)
+        if op in _HLO_FREE or not written:
+            continue
+        elements = written[0][0]
+        read = [a for arg in re.findall(r"%([\w.\-]+)", args) if arg in entry
+                for a in big(entry[arg][0])]
+        moved += sum(n * b for n, b in written + read)
+        called = re.search(r"calls=%([\w.\-]+)", rest)
+        ops += elements * (operations(called[1]) if op == "fusion" and called else 1)
+    return moved / parameters, ops / parameters
+
+
+def _step_work(fn, size: int, parts: int) -> tuple[float, float]:
+    """``compiled_work`` of a step made by ``_make_step`` with XLA."""
+    hlo = fn.func.experimental_get_compiler_ir(*fn.args)(stage="optimized_hlo")
+    return compiled_work(hlo, size, min(_split(size, parts)))
 
 
 def _time(fn: Callable[[], None], n: int) -> float:
@@ -269,7 +345,7 @@ def compare(rule: str, size: int, xla: bool, repeats: int,
     repeats = max(1, repeats)
     rounds = max(1, min(rounds, repeats))
     samples = {"copy": [], "custom": [], "keras": []}
-    calls = {}
+    calls, work = {}, {}
     i = 0
     for round_ in range(rounds):
         custom, builtin = _optimizer_pair(rule, control)
@@ -281,6 +357,8 @@ def compare(rule: str, size: int, xla: bool, repeats: int,
         for fn in fns.values():  # trace, compile, build, fault in pages
             for _ in range(WARMUP_STEPS):
                 fn()
+        if xla and not work:
+            work = {name: _step_work(fns[name], size, N_TENSORS) for name in ("custom", "keras")}
         if not calls:
             calls = {name: _calls_per_sample(fn, min_sample_seconds) for name, fn in fns.items()}
         # copy, custom, built-in, copy, built-in, custom, ...: the optimizers take turns at
@@ -314,6 +392,8 @@ def compare(rule: str, size: int, xla: bool, repeats: int,
         custom_gbps=traffic / custom_s / 1e9,
         keras_gbps=traffic / keras_s / 1e9,
         control=control,
+        custom_work=work.get("custom"),
+        keras_work=work.get("keras"),
     )
 
 
@@ -379,11 +459,16 @@ def format_table(rows: Sequence[Row], info: dict | None = None, repeats: int | N
             "the same way: the ratio an equally fast optimizer gets on this machine",
             "- bandwidth = minimal bytes read + written per step / step time; "
             "copy = `np.copyto` of an array of that many bytes, counted as read + write",
+            "- compiled (XLA rows): bytes read + written and element-wise operations per "
+            "parameter in XLA's optimized HLO of each step, counted, not timed "
+            "(`compiled_work`)",
             "",
         ]
     header = ["params", "rule", "XLA", "bytes/param (read → written)", "custom ms",
               "built-in ms", "custom/built-in [95% CI] (IQR)", "best", "custom GB/s",
-              "built-in GB/s", "copy GB/s", "custom % copy", "built-in % copy"]
+              "built-in GB/s", "copy GB/s", "custom % copy", "built-in % copy",
+              "compiled bytes/param (custom / built-in)",
+              "compiled ops/param (custom / built-in)"]
     body = [
         [_size_label(r.size), f"control: built-in {r.rule} vs itself" if r.control else r.rule,
          "yes" if r.xla else "no",
@@ -393,10 +478,12 @@ def format_table(rows: Sequence[Row], info: dict | None = None, repeats: int | N
          f"({r.ratio_q1:.3f}–{r.ratio_q3:.3f})",
          f"{r.best_ratio:.3f}", f"{r.custom_gbps:.2f}", f"{r.keras_gbps:.2f}",
          f"{r.copy_gbps:.2f}", f"{100 * r.custom_copy_fraction:.0f}%",
-         f"{100 * r.keras_copy_fraction:.0f}%"]
+         f"{100 * r.keras_copy_fraction:.0f}%",
+         *((f"{r.custom_work[0]:g} / {r.keras_work[0]:g}",
+            f"{r.custom_work[1]:g} / {r.keras_work[1]:g}") if r.custom_work else ("", ""))]
         for r in rows
     ]
-    return "\n".join(lines + [markdown.table(header, body, "llllrrlrrrrrr")])
+    return "\n".join(lines + [markdown.table(header, body, "llllrrlrrrrrrll")])
 
 
 def parse_args(argv=None) -> argparse.Namespace:

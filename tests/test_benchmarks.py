@@ -92,6 +92,49 @@ def test_table_has_a_line_per_row_and_the_machine_on_top(tiny_rows):
     assert all(line.count("|") == lines[lines.index(body[0]) - 2].count("|") for line in body)
 
 
+def test_compiled_work_is_read_from_xla_hlo(tiny_rows):
+    """With XLA, every row counts the bytes and operations of both compiled steps: each
+    rule reads and writes at least its minimal traffic, plain SGD exactly (one fused pass:
+    w - lr*g reads g and w, writes w; two operations per weight); without XLA, nothing."""
+    for row in tiny_rows:
+        if not row.xla:
+            assert row.custom_work is None and row.keras_work is None
+            continue
+        for moved, ops in (row.custom_work, row.keras_work):
+            assert moved >= optimizer_step.bytes_per_parameter(row.rule) and ops >= 2
+    sgd = next(r for r in tiny_rows if r.rule == "sgd" and r.xla)
+    assert sgd.custom_work == sgd.keras_work == (12.0, 2.0)
+
+
+def test_compiled_work_counts_a_handwritten_module():
+    hlo = """HloModule m
+%fused_computation (p0: f32[100], p1: f32[100], p2: f32[]) -> f32[100] {
+  %p0 = f32[100]{0} parameter(0)
+  %p1 = f32[100]{0} parameter(1)
+  %p2 = f32[] parameter(2)
+  %b = f32[100]{0} broadcast(%p2), dimensions={}
+  %m = f32[100]{0} multiply(%p1, %b)
+  ROOT %s = f32[100]{0} subtract(%p0, %m)
+}
+
+ENTRY %main (a0: f32[100], a1: f32[100], a2: f32[], a3: f32[50]) -> (f32[100], f32[50]) {
+  %a0 = f32[100]{0} parameter(0)
+  %a1 = f32[100]{0} parameter(1)
+  %a2 = f32[] parameter(2)
+  %a3 = f32[50]{0} parameter(3)
+  %f = f32[100]{0} fusion(%a0, %a1, %a2), kind=kLoop, calls=%fused_computation
+  %n = f32[50]{0} negate(%a3)
+  ROOT %t = (f32[100]{0}, f32[50]{0}) tuple(%f, %n)
+}
+"""
+    # 100 weights: one fusion reads two arrays and writes one (12 bytes a weight) with two
+    # operations; 50 more: a negate reads and writes (8 bytes), one operation.
+    moved, ops = optimizer_step.compiled_work(hlo, parameters=150, min_elements=50)
+    assert moved == (100 * 12 + 50 * 8) / 150 and ops == (100 * 2 + 50 * 1) / 150
+    # Arrays below min_elements (the scalars, here also the 50) are not counted.
+    assert optimizer_step.compiled_work(hlo, 100, 100) == (12.0, 2.0)
+
+
 def test_traffic_per_parameter():
     # Adam reads g, w, m, v and writes w, m, v; SGD reads g, w and writes w.
     assert optimizer_step.bytes_per_parameter("adam") == 7 * 4
