@@ -12,9 +12,9 @@ parameters (``size`` elements split over a few tensors) inside ``tf.function``, 
 and once with ``jit_compile=True``.
 
 Machines here are shared and noisy, so every comparison is measured side by side in one
-process: both optimizers (and a NumPy copy of the same traffic) are warmed up, then timed
-interleaved (copy, custom, built-in, copy, built-in, custom, ...); each timing runs enough
-steps to last ``MIN_SAMPLE_SECONDS``. Reported are the median milliseconds per step, the
+process: both optimizers are warmed up, then timed interleaved (custom, built-in, built-in,
+custom, ...), each timing running the same number of steps, enough to last
+``MIN_SAMPLE_SECONDS``; a NumPy copy of the same traffic is timed after them. Reported are the median milliseconds per step, the
 median of the per-repeat ratios custom/built-in with a 95% bootstrap confidence interval
 of that median and the ratios' interquartile range, the ratio of the fastest steps, and
 the achieved memory bandwidth of each step. A control row per size and mode times one
@@ -324,7 +324,7 @@ def median_interval(values: Sequence[float], level: float = 0.95, seed: int = 0)
 def compare(rule: str, size: int, xla: bool, repeats: int,
             min_sample_seconds: float = MIN_SAMPLE_SECONDS, rounds: int = ROUNDS,
             control: bool = False) -> Row:
-    """Custom vs built-in (and a NumPy copy of the same traffic), interleaved; with
+    """Custom vs built-in interleaved (and a NumPy copy of the same traffic after them); with
     ``control``, the built-in against a second built-in in the custom one's place.
 
     The repeats are spread over ``rounds`` fresh pairs of optimizers, created in turn
@@ -361,12 +361,18 @@ def compare(rule: str, size: int, xla: bool, repeats: int,
             work = {name: _step_work(fns[name], size, N_TENSORS) for name in ("custom", "keras")}
         if not calls:
             calls = {name: _calls_per_sample(fn, min_sample_seconds) for name, fn in fns.items()}
-        # copy, custom, built-in, copy, built-in, custom, ...: the optimizers take turns at
-        # running right after the copy has flushed the caches and right after each other.
-        for _ in range(repeats // rounds + (round_ < repeats % rounds)):
-            for name in ("copy", "custom", "keras") if i % 2 == 0 else ("copy", "keras", "custom"):
+            # Both optimizers run the same number of steps per timing, so that a timing's
+            # first step (which may find other data in the caches) weighs the same in both.
+            calls["custom"] = calls["keras"] = max(calls["custom"], calls["keras"])
+        # custom, built-in, built-in, custom, ...: the optimizers take turns at going first.
+        # The copy is timed after them: run between them, it evicted what the caches held
+        # and doubled the spread of the ratios of fast (1M-parameter, XLA) steps.
+        n = repeats // rounds + (round_ < repeats % rounds)
+        for _ in range(n):
+            for name in ("custom", "keras") if i % 2 == 0 else ("keras", "custom"):
                 samples[name].append(_time(fns[name], calls[name]))
             i += 1
+        samples["copy"] += [_time(fns["copy"], calls["copy"]) for _ in range(n)]
 
     ratios = [c / k for c, k in zip(samples["custom"], samples["keras"])]
     ci_low, ci_high = median_interval(ratios)
@@ -449,7 +455,7 @@ def format_table(rows: Sequence[Row], info: dict | None = None, repeats: int | N
             f"- TensorFlow {info['tensorflow']}, Keras {info['keras']}, "
             f"NumPy {info['numpy']}, Python {info['python']}",
             f"- float32 parameters split over {N_TENSORS} tensors, shared by both optimizers; "
-            "`apply_gradients` in `tf.function`; custom, built-in and copy interleaved"
+            "`apply_gradients` in `tf.function`; custom and built-in interleaved, copy after"
             + (f", {repeats} repeats" if repeats else "")
             + (f" over {rounds} fresh optimizer pairs" if rounds else "")
             + "; ms = median per step; ratio = median of per-repeat custom/built-in "
