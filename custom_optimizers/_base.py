@@ -118,8 +118,8 @@ class LectureOptimizer(keras.optimizers.Optimizer):
         """
         variables = [v.value if isinstance(v, keras.Variable) else v for v in (variable, *slots)]
         size = variables[0].shape.num_elements()
-        key = (kernel, tuple(sorted(options.items())))
         if not tf.executing_eagerly() and size is not None and size >= FUSED_MIN_SIZE:
+            key = (kernel, tuple(sorted(options.items())))
             compiled = _COMPILED_KERNELS.get(key)
             if compiled is None:
                 compiled = _COMPILED_KERNELS[key] = tf.function(
@@ -153,6 +153,16 @@ class LectureOptimizer(keras.optimizers.Optimizer):
         config = super().get_config()
         config.update({"clip_threshold": self.clip_threshold, "clip_mode": self.clip_mode})
         return config
+
+
+def moving_average(average, new, decay, one_minus_decay):
+    """The slides' moving average ``decay * average + (1 - decay) * new``, as written there.
+
+    Not Keras's shorter ``average += (1 - decay) * (new - average)``, which loses a small
+    new average to cancellation when ``decay`` is small and ``|new| << |average|``.
+    ``one_minus_decay`` is passed in, computed by the caller from the Python number.
+    """
+    return ops.add(ops.multiply(average, decay), ops.multiply(new, one_minus_decay))
 
 
 def step_divide(numerator, denominator, guard_zero):

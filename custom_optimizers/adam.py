@@ -5,7 +5,7 @@ import math
 import keras
 from keras import ops
 
-from custom_optimizers._base import AdaptiveLectureOptimizer, step_divide
+from custom_optimizers._base import AdaptiveLectureOptimizer, moving_average, step_divide
 from custom_optimizers._checks import check_hyperparameter
 
 
@@ -111,10 +111,8 @@ class Adam(AdaptiveLectureOptimizer):
 def _adam_kernel(w, v, r, g, b1, one_minus_b1, b2, one_minus_b2, step_scale, delta,
                  guard_zero):
     """One Adam update of ``w`` and its moments ``v``, ``r`` (see ``Adam.update_step``)."""
-    # The slide's moving averages b*v + (1-b)*g, not Keras's v += (1-b)*(g - v), which
-    # loses a small new average to cancellation when b is small and |g| << |v|.
-    v.assign(ops.add(ops.multiply(v, b1), ops.multiply(g, one_minus_b1)))
-    r.assign(ops.add(ops.multiply(r, b2), ops.multiply(ops.square(g), one_minus_b2)))
+    v.assign(moving_average(v, g, b1, one_minus_b1))
+    r.assign(moving_average(r, ops.square(g), b2, one_minus_b2))
     # 0/0 only where r = 0, hence v = 0: the step is 0 (δ = 0 allowed; see step_divide).
     w.assign_sub(step_divide(ops.multiply(v, step_scale), ops.add(ops.sqrt(r), delta),
                              guard_zero))

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from custom_optimizers._base import LectureOptimizer
+from custom_optimizers._base import LectureOptimizer, moving_average
 from custom_optimizers._checks import check_hyperparameter
 
 
@@ -63,6 +63,6 @@ class Lion(LectureOptimizer):
 
 def _lion_kernel(w, m, g, lr, b1, one_minus_b1, b2, one_minus_b2):
     """One Lion update of ``w`` and its momentum ``m`` (see ``Lion.update_step``)."""
-    direction = ops.sign(ops.add(ops.multiply(m, b1), ops.multiply(g, one_minus_b1)))
+    direction = ops.sign(moving_average(m, g, b1, one_minus_b1))
     w.assign_sub(ops.multiply(direction, lr))
-    m.assign(ops.add(ops.multiply(m, b2), ops.multiply(g, one_minus_b2)))
+    m.assign(moving_average(m, g, b2, one_minus_b2))

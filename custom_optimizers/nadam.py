@@ -5,7 +5,7 @@ import math
 import keras
 from keras import ops
 
-from custom_optimizers._base import AdaptiveLectureOptimizer, step_divide
+from custom_optimizers._base import AdaptiveLectureOptimizer, moving_average, step_divide
 from custom_optimizers._checks import check_hyperparameter
 
 # Terms of the series for log Π(1 - 0.5 q^i) (see ``_momentum_products``): the k-th term is
@@ -135,8 +135,8 @@ class NAdam(AdaptiveLectureOptimizer):
 def _nadam_kernel(w, v, r, g, b1, one_minus_b1, b2, one_minus_b2, ahead, now, step_scale,
                   delta, guard_zero):
     """One NAdam update of ``w`` and its moments ``v``, ``r`` (see ``NAdam.update_step``)."""
-    v.assign(ops.add(ops.multiply(v, b1), ops.multiply(g, one_minus_b1)))
-    r.assign(ops.add(ops.multiply(r, b2), ops.multiply(ops.square(g), one_minus_b2)))
+    v.assign(moving_average(v, g, b1, one_minus_b1))
+    r.assign(moving_average(r, ops.square(g), b2, one_minus_b2))
     # 0/0 only where r = 0 (δ = 0 allowed; see step_divide).
     w.assign_sub(step_divide(
         ops.multiply(ops.add(ops.multiply(v, ahead), ops.multiply(g, now)), step_scale),

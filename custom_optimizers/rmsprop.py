@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from custom_optimizers._base import AdaptiveLectureOptimizer, step_divide
+from custom_optimizers._base import AdaptiveLectureOptimizer, moving_average, step_divide
 from custom_optimizers._checks import check_hyperparameter
 
 
@@ -63,9 +63,7 @@ class RMSProp(AdaptiveLectureOptimizer):
 
 def _rmsprop_kernel(w, r, g, lr, rho, one_minus_rho, delta, guard_zero):
     """One RMSProp update of ``w`` and its average ``r`` (see ``RMSProp.update_step``)."""
-    # r = rho*r + (1-rho)*g², as on the slide (and as Keras's RMSprop computes it): the
-    # shorter r += (1-rho)*(g² - r) loses r's small values to cancellation when rho is
-    # small and g² << r.
-    r.assign(ops.add(ops.multiply(r, rho), ops.multiply(ops.square(g), one_minus_rho)))
+    # r = rho*r + (1-rho)*g², as on the slide (and as Keras's RMSprop computes it).
+    r.assign(moving_average(r, ops.square(g), rho, one_minus_rho))
     # 0/0 only where r = 0, i.e. every gradient so far was 0: step 0 (see step_divide).
     w.assign_sub(step_divide(ops.multiply(g, lr), ops.add(ops.sqrt(r), delta), guard_zero))
