@@ -47,15 +47,16 @@ def random_problem(dtype, steps=STEPS, seed=0, scale=3.0, shapes=SHAPES):
     return init, grads
 
 
-def run_keras(optimizer, init, grads, compiled=True):
-    """Apply ``grads`` step by step with ``optimizer``; return the final weights."""
+def run_keras(optimizer, init, grads, compiled=True, jit_compile=False):
+    """Apply ``grads`` step by step with ``optimizer``; return the final weights.
+    ``compiled``: each step in ``tf.function`` (with XLA if ``jit_compile``)."""
     variables = [keras.Variable(w, dtype=w.dtype) for w in init]
     optimizer.build(variables)
 
     def apply(step_grads):
         optimizer.apply_gradients(zip(step_grads, variables))
 
-    apply = tf.function(apply) if compiled else apply
+    apply = tf.function(apply, jit_compile=jit_compile) if compiled else apply
     for step_grads in grads:
         apply([tf.constant(g) for g in step_grads])
     return [v.numpy() for v in variables]
@@ -149,29 +150,13 @@ def test_fused_kernel_and_xla_paths_agree(kernel_optimizer_case, monkeypatch):
     runs = {}
     for path, min_size, jit in [("plain", 2**62, False), ("fused", 0, False), ("xla", 0, True)]:
         monkeypatch.setattr(_base, "FUSED_MIN_SIZE", min_size)
-        optimizer = kernel_optimizer_case.make(clip_threshold=4.0)
-        variables = [keras.Variable(w) for w in init]
-        optimizer.build(variables)
-        step = tf.function(lambda g: optimizer.apply_gradients(zip(g, variables)),
-                           jit_compile=jit)
-        for step_grads in grads:
-            step([tf.constant(g) for g in step_grads])
-        runs[path] = [v.numpy() for v in variables]
+        runs[path] = run_keras(kernel_optimizer_case.make(clip_threshold=4.0), init, grads,
+                               jit_compile=jit)
     assert_weights_close(runs["fused"], runs["plain"], 1e-14, 1e-14)
     assert_weights_close(runs["xla"], runs["plain"], 1e-14, 1e-14)
     rtol, atol = TOLERANCE[dtype]
     reference_run = kernel_optimizer_case.reference(clip_threshold=4.0)
     assert_weights_close(runs["fused"], run_reference(reference_run, init, grads), rtol, atol)
-
-
-def _fused_run(optimizer, init, grads):
-    """Weights after ``grads`` with every variable on the fused (XLA-cluster) path."""
-    variables = [keras.Variable(w) for w in init]
-    optimizer.build(variables)
-    step = tf.function(lambda g: optimizer.apply_gradients(zip(g, variables)))
-    for step_grads in grads:
-        step([tf.constant(g) for g in step_grads])
-    return [v.numpy() for v in variables]
 
 
 def test_plain_and_guarded_division_agree(adaptive_optimizer_case, monkeypatch):
@@ -182,10 +167,10 @@ def test_plain_and_guarded_division_agree(adaptive_optimizer_case, monkeypatch):
     monkeypatch.setattr(_base, "FUSED_MIN_SIZE", 0)
     for dtype in ("float32", "float64"):
         init, grads = random_problem(dtype, steps=6, seed=7, shapes=[(4, 5), (3,)])
-        plain = _fused_run(adaptive_optimizer_case.make(), init, grads)
+        plain = run_keras(adaptive_optimizer_case.make(), init, grads)
         monkeypatch.setattr(_base.LectureOptimizer, "_guard_zero",
                             staticmethod(lambda *args: True))
-        guarded = _fused_run(adaptive_optimizer_case.make(), init, grads)
+        guarded = run_keras(adaptive_optimizer_case.make(), init, grads)
         monkeypatch.undo()
         monkeypatch.setattr(_base, "FUSED_MIN_SIZE", 0)
         for a, b in zip(plain, guarded):
@@ -220,7 +205,7 @@ def test_float16_zero_gradient_with_vanishing_delta_steps_zero(adaptive_optimize
         optimizer = adaptive_optimizer_case.cls(**kwargs)
         init = [np.array([1.0, -1.0, 0.5], dtype="float16")]
         grads = [[np.array([0.0, 0.25, -0.5], dtype="float16")]] * 3
-        end = _fused_run(optimizer, init, grads)[0]
+        end = run_keras(optimizer, init, grads)[0]
         assert np.all(np.isfinite(end)), (min_size, end)
         assert end[0] == init[0][0]
         assert end[1] < init[0][1] and end[2] > init[0][2]
