@@ -79,6 +79,16 @@ def profile_plot(results: pd.DataFrame, path: Path,
     plt.close(fig)
 
 
+def _workload_panel(ax, workload: str, targets: Mapping[str, float | None],
+                    xlabel: str) -> None:
+    """A workload's panel: its target as a dotted line, its name, the x label, a grid."""
+    if targets.get(workload) is not None:
+        ax.axhline(targets[workload], color="k", lw=0.8, ls=":")
+    ax.set_title(workload, fontsize=9)
+    ax.set_xlabel(xlabel)
+    ax.grid(alpha=0.3)
+
+
 def budget_plot(curves: pd.DataFrame, path: Path,
                 targets: Mapping[str, float | None]) -> None:
     """Expected best validation value after k trials, one panel per workload."""
@@ -90,11 +100,7 @@ def budget_plot(curves: pd.DataFrame, path: Path,
             style = _style(optimizer)
             ax.plot(c["k"], c["mean"], marker=".", label=optimizer, **style)
             ax.fill_between(c["k"], c["low"], c["high"], color=style["color"], alpha=0.06)
-        if targets.get(w) is not None:
-            ax.axhline(targets[w], color="k", lw=0.8, ls=":")
-        ax.set_title(w, fontsize=9)
-        ax.set_xlabel("trials k")
-        ax.grid(alpha=0.3)
+        _workload_panel(ax, w, targets, "trials k")
     _finish(plt, fig, axes, len(workloads), "expected best validation value", path)
 
 
@@ -114,14 +120,10 @@ def sensitivity_plot(results: pd.DataFrame, path: Path,
             dv = g[g["diverged"].astype(bool)]
             ax.plot(dv["learning_rate"], dv["best_value"], marker="v", ls="none", ms=6,
                     mfc="none", color="k")
-        if targets.get(w) is not None:
-            ax.axhline(targets[w], color="k", lw=0.8, ls=":")
         ax.set_xscale("log")
         if maximize is not None and not maximize.get(w, True):
             ax.set_yscale("log")  # losses: the start value and the target are decades apart
-        ax.set_title(w, fontsize=9)
-        ax.set_xlabel("learning rate η")
-        ax.grid(alpha=0.3)
+        _workload_panel(ax, w, targets, "learning rate η")
     _finish(plt, fig, axes, len(workloads), "best validation value", path)
 
 
