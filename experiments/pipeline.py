@@ -301,6 +301,7 @@ def run(cfg: DictConfig, *, overrides: list[str] | None = None,
                 tags={**run_tags(cfg, sweep), "config_hash": fingerprint})
             config["tracking"]["uri"] = uri
             logger.log_params(tracking.flatten(config))
+            logger.log_datasets(tracking.dataset_inputs(splits, data_params))
             logger.log_metrics(numeric_hyperparameters(cfg), step=0)
             logger.flush()
         folder = ckpt.checkpoint_dir(uri, logger.run_id)

@@ -311,6 +311,16 @@ class RunLogger:
         for operation in pending:
             operation.result()
 
+    def log_datasets(self, datasets: Iterable[tuple[Any, str]]) -> None:
+        """Record ``(mlflow.data dataset, context)`` pairs as the run's dataset inputs."""
+        from mlflow.entities import DatasetInput, InputTag
+        from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+        inputs = [DatasetInput(dataset._to_mlflow_entity(),
+                               tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)])
+                  for dataset, context in datasets]
+        _retrying(self.client.log_inputs, self.run_id, datasets=inputs)
+
     def log_artifacts(self, paths: Iterable[str | Path], artifact_path: str | None = None):
         for path in paths:
             _retrying(self.client.log_artifact, self.run_id, str(path), artifact_path)
@@ -324,6 +334,52 @@ class RunLogger:
                 self._writer.shutdown(wait=True)
                 self._writer = None
             _retrying(self.client.set_terminated, self.run_id, status=status)
+
+
+# --------------------------------------------------------------------------- datasets
+# The contexts of a run's dataset inputs, one per split (``Splits.indices`` keys).
+SPLIT_CONTEXTS = {"train": "training", "val": "validation", "test": "test"}
+DIGEST_CHARS = 16  # MLflow's store keeps up to 36
+SOURCE_IGNORES = ("name", "cache_dir")  # loader arguments that do not change the data
+
+
+def split_digest(splits, split: str) -> str:
+    """SHA-256 (first ``DIGEST_CHARS`` hex digits) of one split's arrays and of the rows
+    of the source it came from: equal exactly when two runs saw the same examples, values
+    (after scaling and standardisation) and labels, in the same order."""
+    import hashlib
+
+    import numpy as np
+
+    h = hashlib.sha256()
+    parts = (getattr(splits, f"x_{split}"), getattr(splits, f"y_{split}"),
+             np.asarray(splits.indices.get(split, ()), dtype=np.int64))
+    for array in parts:
+        array = np.ascontiguousarray(array)
+        h.update(f"{array.dtype.str}{array.shape}".encode())
+        h.update(array.data)
+    return h.hexdigest()[:DIGEST_CHARS]
+
+
+def dataset_inputs(splits, arguments: Mapping[str, Any]) -> list[tuple[Any, str]]:
+    """The MLflow dataset inputs of a training on ``splits``: one ``mlflow.data`` numpy
+    dataset per split, named after the dataset, with ``split_digest`` as its digest and
+    as its source the package it was built from and the loader's ``arguments``
+    (seed, fractions, standardisation, limit; not the cache folder).
+    ``RunLogger.log_datasets`` logs them."""
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+    from mlflow.data.numpy_dataset import from_numpy
+
+    from experiments.data import get_spec
+
+    spec = get_spec(splits.name)
+    source = CodeDatasetSource({"dataset": splits.name, "loader": spec.source,
+                                **{str(k): str(v) for k, v in arguments.items()
+                                   if k not in SOURCE_IGNORES}})
+    return [(from_numpy(getattr(splits, f"x_{split}"), source=source,
+                        targets=getattr(splits, f"y_{split}"), name=splits.name,
+                        digest=split_digest(splits, split)), context)
+            for split, context in SPLIT_CONTEXTS.items()]
 
 
 # MLflow's metrics table, in the order the bulk insert gives its values.
