@@ -20,17 +20,32 @@ def _style(traj) -> dict:
     return rule_style(traj.rule, traj.keras)
 
 
-def filled_contours(ax, X, Y, Z):
-    """Filled contours of the grid ``Z`` with levels at quantiles of its finite values."""
+def filled_contours(ax, X, Y, Z, label: str, location: str = "right"):
+    """Filled contours of the grid ``Z`` with levels at quantiles of its finite values,
+    and a colour bar naming the quantity (``label``) at ``location`` of the axes.
+
+    The levels crowd near the minimum (one colour per band, so does the interest); the
+    colour bar gives every band the same length and ticks the values of every fourth
+    level, so its scale reads as the quantiles it is.
+    """
     from matplotlib.colors import BoundaryNorm
+    from matplotlib.ticker import FormatStrFormatter
 
     finite = Z[np.isfinite(Z)]
     levels = np.unique(np.quantile(finite, np.linspace(0, 1, 25)))
-    # One colour per band: the levels crowd near the minimum, and so does the interest.
     norm = BoundaryNorm(levels, 256)
-    ax.contourf(X, Y, np.clip(Z, levels[0], levels[-1]), levels=levels, cmap="viridis",
-                norm=norm, alpha=0.85)
+    filled = ax.contourf(X, Y, np.clip(Z, levels[0], levels[-1]), levels=levels,
+                         cmap="viridis", norm=norm, alpha=0.85)
     ax.contour(X, Y, Z, levels=levels, colors="white", linewidths=0.3, alpha=0.5)
+    horizontal = location in ("top", "bottom")
+    bar = ax.figure.colorbar(filled, ax=ax, location=location, spacing="uniform",
+                             ticks=levels[::4], fraction=0.05 if horizontal else 0.046,
+                             pad=0.15 if horizontal else 0.03)
+    bar.set_label(f"{label} (bands at quantiles of the grid)", fontsize=8)
+    bar.ax.tick_params(labelsize=7)
+    (bar.ax.xaxis if horizontal else bar.ax.yaxis).set_major_formatter(
+        FormatStrFormatter("%.3g"))
+    return bar
 
 
 def _background(ax, f, spec, bounds, grid=241):
@@ -41,7 +56,7 @@ def _background(ax, f, spec, bounds, grid=241):
     X, Y = np.meshgrid(xs, ys)
     with np.errstate(over="ignore", invalid="ignore"):
         Z = f(X, Y, np)
-    filled_contours(ax, X, Y, Z)
+    filled_contours(ax, X, Y, Z, "f(x, y)", location="bottom")
     if spec.minimum is not None:
         ax.plot(*spec.minimum, marker="*", color="gold", markersize=16,
                 markeredgecolor="black", linestyle="none", label="minimum", zorder=5)

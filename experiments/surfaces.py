@@ -245,7 +245,10 @@ def compute(loss, paths: list[WeightPath], *, center: str | None = None, line_po
 
 
 # --------------------------------------------------------------------------- pictures
-def draw(folder: Path, title: str, grids: dict, labels: list[str], frames: int) -> list[Path]:
+def draw(folder: Path, title: str, grids: dict, labels: list[str], frames: int,
+         loss: str = "cross_entropy") -> list[Path]:
+    """``lines.png``, ``contour.png``, ``paths.png`` and ``paths.gif`` of ``compute``'s
+    grids in ``folder``; the contours' colour bars are in log10 of the ``loss``."""
     from experiments import landscape_plots as lp
     from experiments import registry
     from experiments.landscapes import Trajectory
@@ -278,7 +281,8 @@ def draw(folder: Path, title: str, grids: dict, labels: list[str], frames: int) 
     fig, ax = plt.subplots(figsize=(6.5, 5.5), dpi=100)
     axis = grids["contour_axis"]
     X, Y = np.meshgrid(axis, axis)
-    lp.filled_contours(ax, X, Y, np.log10(grids["contour"]))
+    quantity = f"log10 training loss ({loss})"
+    lp.filled_contours(ax, X, Y, np.log10(grids["contour"]), quantity)
     ax.plot(0, 0, marker="*", color="gold", markersize=14, markeredgecolor="black")
     ax.set_xlabel("α (filter-normalised direction δ)")
     ax.set_ylabel("β (filter-normalised direction η)")
@@ -293,12 +297,13 @@ def draw(folder: Path, title: str, grids: dict, labels: list[str], frames: int) 
     explained = float(grids["plane_explained"])
 
     def background(ax):
-        lp.filled_contours(ax, X, Y, np.log10(grids["plane"]))
+        lp.filled_contours(ax, X, Y, np.log10(grids["plane"]), quantity,
+                           location="bottom")
         ax.set_xlim(xs[0], xs[-1])
         ax.set_ylim(ys[0], ys[-1])
         ax.set_xlabel("PCA direction 1")
         ax.set_ylabel("PCA direction 2")
-        ax.text(0.01, 0.01, f"log10 loss on the plane; it holds {explained:.0%} of the paths",
+        ax.text(0.01, 0.01, f"the plane holds {explained:.0%} of the paths",
                 transform=ax.transAxes, fontsize=7, color="white")
 
     trajectories = []
@@ -402,7 +407,8 @@ def run(cfg: DictConfig, *, train: dict[str, DictConfig] | None = None,
         folder.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(folder / "surface.npz", **grids)
         title = f"{base.model.name} on {base.dataset.name}"
-        files = draw(folder, title, grids, labels, cfg.gif_frames) + [folder / "surface.npz"]
+        files = draw(folder, title, grids, labels, cfg.gif_frames,
+                     base.trainer.get("loss", "cross_entropy")) + [folder / "surface.npz"]
         seconds = time.perf_counter() - start
         if parent:
             config = OmegaConf.to_container(cfg, resolve=True)
