@@ -75,6 +75,9 @@ SADDLE = Trainings("saddle_real",
                                                                "adam")})
 
 
+LOSS_NAMES = {"mse": "½‖logits − one_hot(y)‖²", "cross_entropy": "cross-entropy"}
+
+
 def _model_title(params: dict) -> str:
     return (f"{params['model.activation']} MLP, {params['model.depth']} hidden layers of "
             f"{params['model.width']}, on {params['dataset.name']}")
@@ -97,8 +100,8 @@ def make_edge_of_stability(ctx: Context) -> None:
     params = _params(next(iter(runs.values())))
     left.set(xlabel="step (full-batch gradient descent)", ylabel="λ_max (sharpness)")
     left.set_title("sharpness rises to 2/η (dashed) and hovers there", fontsize=10)
-    right.set(xlabel="step", ylabel=f"training loss ({params['trainer.loss']})",
-              yscale="log")
+    loss_name = LOSS_NAMES.get(params["trainer.loss"], params["trainer.loss"])
+    right.set(xlabel="step", ylabel=f"training loss ({loss_name})", yscale="log")
     right.set_title("the loss keeps falling, not monotonically", fontsize=10)
     for ax in (left, right):
         ax.grid(alpha=0.3)

@@ -119,7 +119,14 @@ def history(uri: str, run_id: str, key: str):
 
 
 def download(uri: str, run_id: str, artifact: str, folder: Path) -> Path:
+    """Artifact ``artifact`` of run ``run_id`` copied into ``folder``, without MLflow's
+    progress bar (unless ``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR`` is set)."""
+    import os
+
+    from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
     from mlflow.tracking import MlflowClient
+
+    os.environ.setdefault(MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name, "false")
 
     return Path(MlflowClient(tracking_uri=uri).download_artifacts(run_id, artifact,
                                                                    str(folder)))
