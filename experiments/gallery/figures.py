@@ -83,32 +83,44 @@ def _model_title(params: dict) -> str:
             f"{params['model.width']}, on {params['dataset.name']}")
 
 
-def make_edge_of_stability(ctx: Context) -> None:
+def _curvature_figure(ctx: Context, output: str, runs: dict, draw, panels, title: str):
+    """Two panels over the runs of one preset: ``draw(left, right, i, label, run)`` per
+    run, then each panel's ``(xlabel, ylabel, title, yscale)``, a grid and a legend."""
     from experiments.plotting import pyplot
 
-    runs = EDGE.runs(ctx)
-    plt = pyplot()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8), dpi=100)
+    fig, axes = pyplot().subplots(1, 2, figsize=(11, 3.8), dpi=100)
     for i, (label, run) in enumerate(runs.items()):
-        colour = f"C{i}"
-        lr = float(_params(run)["optimizer.learning_rate"])
-        steps, sharpness = history(ctx.uri, run.info.run_id, "curvature/lambda_max")
-        left.plot(steps, sharpness, color=colour, label=label)
-        left.axhline(2 / lr, color=colour, linestyle="--", linewidth=0.9)
-        steps, loss = history(ctx.uri, run.info.run_id, "loss")
-        right.plot(steps, loss, color=colour, linewidth=0.9, label=label)
-    params = _params(next(iter(runs.values())))
-    left.set(xlabel="step (full-batch gradient descent)", ylabel="λ_max (sharpness)")
-    left.set_title("sharpness rises to 2/η (dashed) and hovers there", fontsize=10)
-    loss_name = LOSS_NAMES.get(params["trainer.loss"], params["trainer.loss"])
-    right.set(xlabel="step", ylabel=f"training loss ({loss_name})", yscale="log")
-    right.set_title("the loss keeps falling, not monotonically", fontsize=10)
-    for ax in (left, right):
+        draw(*axes, i, label, run)
+    for ax, (xlabel, ylabel, subtitle, yscale) in zip(axes, panels):
+        ax.set(xlabel=xlabel, ylabel=ylabel, yscale=yscale)
+        ax.set_title(subtitle, fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.suptitle(f"edge_of_stability: {_model_title(params)}, {params['trainer.loss']} loss")
+    fig.suptitle(title)
     fig.tight_layout()
-    _save(fig, ctx, "docs/edge_of_stability.png")
+    _save(fig, ctx, output)
+
+
+def make_edge_of_stability(ctx: Context) -> None:
+    runs = EDGE.runs(ctx)
+
+    def draw(left, right, i, label, run):
+        lr = float(_params(run)["optimizer.learning_rate"])
+        steps, sharpness = history(ctx.uri, run.info.run_id, "curvature/lambda_max")
+        left.plot(steps, sharpness, color=f"C{i}", label=label)
+        left.axhline(2 / lr, color=f"C{i}", linestyle="--", linewidth=0.9)
+        steps, loss = history(ctx.uri, run.info.run_id, "loss")
+        right.plot(steps, loss, color=f"C{i}", linewidth=0.9, label=label)
+
+    params = _params(next(iter(runs.values())))
+    loss = params["trainer.loss"]
+    _curvature_figure(
+        ctx, "docs/edge_of_stability.png", runs, draw,
+        [("step (full-batch gradient descent)", "λ_max (sharpness)",
+          "sharpness rises to 2/η (dashed) and hovers there", "linear"),
+         ("step", f"training loss ({LOSS_NAMES.get(loss, loss)})",
+          "the loss keeps falling, not monotonically", "log")],
+        f"edge_of_stability: {_model_title(params)}, {loss} loss")
 
 
 register(Figure(
@@ -116,7 +128,7 @@ register(Figure(
     outputs=("docs/edge_of_stability.png",),
     command="python -m experiments.train -m +experiment=edge_of_stability "
             "optimizer.learning_rate=0.2,0.3,0.4",
-    cost="about 40 s per run, 3 runs (2-core machine)",
+    cost="about 15 s a run, 3 runs (2 cores, load 4-5)",
     make=make_edge_of_stability,
     status=EDGE.status,
     description="λ_max against 2/η under full-batch gradient descent"))
@@ -128,32 +140,30 @@ def _trailing_mean(values: np.ndarray, window: int) -> np.ndarray:
 
 
 def make_saddle_real(ctx: Context) -> None:
-    from experiments.plotting import option_style, pyplot
+    from experiments.plotting import option_style
 
     runs = SADDLE.runs(ctx)
-    plt = pyplot()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8), dpi=100)
     window = 20
-    for label, run in runs.items():
-        style = {k: v for k, v in option_style(label).items() if k == "color"}
+
+    def draw(left, right, i, label, run):
+        colour = option_style(label)["color"]
+        if i == 0:
+            left.axhline(0, color="black", linewidth=0.8)
+            right.axhline(math.log(10), color="black", linestyle=":", linewidth=0.8)
         steps, lam = history(ctx.uri, run.info.run_id, "curvature/lambda_min")
-        left.plot(steps, lam, marker=".", label=label, **style)
+        left.plot(steps, lam, marker=".", color=colour, label=label)
         steps, loss = history(ctx.uri, run.info.run_id, "loss")
-        right.plot(steps[window - 1:], _trailing_mean(loss, window), label=label, **style)
+        right.plot(steps[window - 1:], _trailing_mean(loss, window), color=colour,
+                   label=label)
+
     params = _params(next(iter(runs.values())))
-    left.axhline(0, color="black", linewidth=0.8)
-    left.set(xlabel="step", ylabel=f"λ_min ({params['trainer.curvature_samples']} training "
-                                   "examples)")
-    left.set_title("negative curvature on the plateau and after it", fontsize=10)
-    right.axhline(math.log(10), color="black", linestyle=":", linewidth=0.8)
-    right.set(xlabel="step", ylabel=f"training loss ({window}-step mean)")
-    right.set_title("the plateau at ln 10: who leaves it", fontsize=10)
-    for ax in (left, right):
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.suptitle(f"saddle_real: {_model_title(params)} (optimizers at their default η)")
-    fig.tight_layout()
-    _save(fig, ctx, "docs/saddle_real.png")
+    _curvature_figure(
+        ctx, "docs/saddle_real.png", runs, draw,
+        [("step", f"λ_min ({params['trainer.curvature_samples']} training examples)",
+          "negative curvature on the plateau and after it", "linear"),
+         ("step", f"training loss ({window}-step mean)",
+          "the plateau at ln 10: who leaves it", "linear")],
+        f"saddle_real: {_model_title(params)} (optimizers at their default η)")
 
 
 register(Figure(
@@ -161,7 +171,7 @@ register(Figure(
     outputs=("docs/saddle_real.png",),
     command="python -m experiments.train -m +experiment=saddle_real "
             "optimizer=sgd,momentum,rmsprop,adam",
-    cost="about 1 min per run, 4 runs (2-core machine)",
+    cost="about 10 s a run, 4 runs (2 cores, load 4-5)",
     make=make_saddle_real,
     status=SADDLE.status,
     description="λ_min and the loss on the plateau of a sigmoid MLP"))
@@ -225,7 +235,7 @@ register(Figure(
     name="surfaces",
     outputs=tuple(SURFACE_FILES.values()),
     command="python -m experiments.surface",
-    cost="about 1 min (2-core machine)",
+    cost="about 30 s (2 cores, load 4-5)",
     make=make_surfaces,
     status=_surface_status,
     description="loss along lines, a filter-normalised contour, the paths on their PCA "
