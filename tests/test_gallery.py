@@ -83,6 +83,7 @@ def test_dry_run_says_what_an_empty_store_lacks(tmp_path):
     assert not list(tmp_path.glob("docs")), "a dry run wrote a figure"
 
 
+@pytest.mark.slow
 def test_a_run_made_by_the_figures_command_is_found_by_its_tags(tmp_path):
     """A run trained by ``python -m experiments.train +experiment=...`` is what the
     gallery reads back: same preset tag, same config digest; another config is not."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -26,6 +25,8 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
+from experiments.gallery.figures import BROWSERS, headless_browser
+
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
 EXPERIMENT = "ui-test"
@@ -37,7 +38,6 @@ SERVER_START_S = 120   # a loaded 2-core machine needs ~20 s
 BROWSER_S = 90
 SHOT = (1800, 1000)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 # Direct connections only (no proxy from the environment), and only to this machine.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -167,10 +167,9 @@ def test_rest_api_lists_the_runs_with_their_metrics(live):
 
 
 def browser() -> str:
-    for name in BROWSERS:
-        path = shutil.which(name)
-        if path:
-            return path
+    path = headless_browser()
+    if path:
+        return path
     message = f"no headless browser ({', '.join(BROWSERS)}); `.ci/run` installs chromium"
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(message + " (CI=true: a missing browser is a failure)")

@@ -123,15 +123,9 @@ def make_edge_of_stability(ctx: Context) -> None:
         f"edge_of_stability: {_model_title(params)}, {loss} loss")
 
 
-register(Figure(
-    name="edge_of_stability",
-    outputs=("docs/edge_of_stability.png",),
-    command="python -m experiments.train -m +experiment=edge_of_stability "
-            "optimizer.learning_rate=0.2,0.3,0.4",
-    cost="about 15 s a run, 3 runs (2 cores, load 4-5)",
-    make=make_edge_of_stability,
-    status=EDGE.status,
-    description="λ_max against 2/η under full-batch gradient descent"))
+register(Figure("edge_of_stability", ("docs/edge_of_stability.png",), EDGE.command,
+                "about 15 s a run, 3 runs (2 cores, load 4-5)", make_edge_of_stability,
+                EDGE.status, "λ_max against 2/η under full-batch gradient descent"))
 
 
 def _trailing_mean(values: np.ndarray, window: int) -> np.ndarray:
@@ -166,15 +160,9 @@ def make_saddle_real(ctx: Context) -> None:
         f"saddle_real: {_model_title(params)} (optimizers at their default η)")
 
 
-register(Figure(
-    name="saddle_real",
-    outputs=("docs/saddle_real.png",),
-    command="python -m experiments.train -m +experiment=saddle_real "
-            "optimizer=sgd,momentum,rmsprop,adam",
-    cost="about 10 s a run, 4 runs (2 cores, load 4-5)",
-    make=make_saddle_real,
-    status=SADDLE.status,
-    description="λ_min and the loss on the plateau of a sigmoid MLP"))
+register(Figure("saddle_real", ("docs/saddle_real.png",), SADDLE.command,
+                "about 10 s a run, 4 runs (2 cores, load 4-5)", make_saddle_real,
+                SADDLE.status, "λ_min and the loss on the plateau of a sigmoid MLP"))
 
 
 # --------------------------------------------------------------------------- surfaces
@@ -245,11 +233,26 @@ register(Figure(
 # --------------------------------------------------------------------------- MLflow UI
 UI_TEST = "tests/test_mlflow_ui.py::test_chart_view_screenshot"
 UI_OUTPUT = "docs/mlflow-ui-chart-view.png"
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+
+def headless_browser() -> str | None:
+    """The first of ``BROWSERS`` on the PATH (what ``tests/test_mlflow_ui.py`` drives)."""
+    return next((path for path in map(shutil.which, BROWSERS) if path), None)
+
+
+def _ui_status(ctx: Context) -> str:
+    found = headless_browser()
+    return (f"runs {UI_TEST} with {found}" if found else
+            f"cannot be made here: no headless browser ({', '.join(BROWSERS)}) on the PATH")
 
 
 def make_mlflow_ui(ctx: Context) -> None:
     """The end-to-end test of the MLflow UI takes the screenshot (three tiny trainings,
     ``mlflow server``, headless Chromium); ``CI=true`` makes a missing browser a failure."""
+    if headless_browser() is None:
+        raise FigureFailed(f"no headless browser ({', '.join(BROWSERS)}) on the PATH; "
+                           "`.ci/run` installs chromium")
     target = ctx.path(UI_OUTPUT)
     env = dict(os.environ, MLFLOW_UI_SCREENSHOT=str(target), CI="true",
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT),
@@ -271,5 +274,5 @@ register(Figure(
     command=f"MLFLOW_UI_SCREENSHOT={UI_OUTPUT} python -m pytest tests/test_mlflow_ui.py",
     cost="about 1-2 min (three tiny trainings, an mlflow server, headless Chromium)",
     make=make_mlflow_ui,
-    status=lambda ctx: f"runs {UI_TEST} (needs headless Chromium)",
+    status=_ui_status,
     description="the MLflow UI's chart view over three real training runs"))

@@ -57,6 +57,14 @@ class Trainings:
     def __init__(self, preset: str, variants: dict[str, list[str]]):
         self.preset, self.variants = preset, variants
 
+    @property
+    def command(self) -> str:
+        """The sweep that makes every variant (each variant one ``key=value`` of one key)."""
+        keys = {o.partition("=")[0] for variant in self.variants.values() for o in variant}
+        assert len(keys) == 1 and all(len(v) == 1 for v in self.variants.values()), keys
+        values = ",".join(v[0].partition("=")[2] for v in self.variants.values())
+        return f"python -m experiments.train -m +experiment={self.preset} {keys.pop()}={values}"
+
     def config(self, ctx, label: str) -> DictConfig:
         from experiments.config import register_schemas, validate
 
