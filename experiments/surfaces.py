@@ -131,6 +131,15 @@ def validate(cfg: DictConfig) -> dict[str, DictConfig]:
     return train_configs(cfg)
 
 
+def config_digest(cfg: DictConfig) -> str:
+    """The ``config_hash`` tag of a surface run: the digest of everything that determines
+    its grids (``experiments.resume.config_hash``; not tracking, not ``output_dir``)."""
+    from experiments.resume import config_hash
+
+    config = OmegaConf.to_container(cfg, resolve=True)
+    return config_hash({k: v for k, v in config.items() if k != "output_dir"})
+
+
 # --------------------------------------------------------------------------- the math
 def _filter_norms(w: np.ndarray, axes: tuple) -> np.ndarray:
     return np.sqrt(np.sum(np.square(w), axis=axes, keepdims=True))
@@ -370,7 +379,7 @@ def run(cfg: DictConfig, *, train: dict[str, DictConfig] | None = None,
     if uri:
         parent = tracking.RunLogger.start(
             uri, tr.experiment_name, tr.run_name or f"surface-{cfg.dataset.name}-"
-            f"{cfg.model.name}", tags={"kind": "surface",
+            f"{cfg.model.name}", tags={"kind": "surface", "config_hash": config_digest(cfg),
                                        **{str(k): str(v) for k, v in tr.tags.items()}})
     with ended_run(parent):
         run_ids = list(cfg.runs)

@@ -313,13 +313,7 @@ class RunLogger:
 
     def log_datasets(self, datasets: Iterable[tuple[Any, str]]) -> None:
         """Record ``(mlflow.data dataset, context)`` pairs as the run's dataset inputs."""
-        from mlflow.entities import DatasetInput, InputTag
-        from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
-
-        inputs = [DatasetInput(dataset._to_mlflow_entity(),
-                               tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)])
-                  for dataset, context in datasets]
-        _retrying(self.client.log_inputs, self.run_id, datasets=inputs)
+        log_datasets(self.client, self.run_id, datasets)
 
     def log_artifacts(self, paths: Iterable[str | Path], artifact_path: str | None = None):
         for path in paths:
@@ -380,6 +374,18 @@ def dataset_inputs(splits, arguments: Mapping[str, Any]) -> list[tuple[Any, str]
                         targets=getattr(splits, f"y_{split}"), name=splits.name,
                         digest=split_digest(splits, split)), context)
             for split, context in SPLIT_CONTEXTS.items()]
+
+
+def log_datasets(client, run_id: str, datasets: Iterable[tuple[Any, str]]) -> None:
+    """Record ``(mlflow.data dataset, context)`` pairs (``dataset_inputs``) as the dataset
+    inputs of run ``run_id``, through ``client`` (an ``MlflowClient``)."""
+    from mlflow.entities import DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    inputs = [DatasetInput(dataset._to_mlflow_entity(),
+                           tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)])
+              for dataset, context in datasets]
+    _retrying(client.log_inputs, run_id, datasets=inputs)
 
 
 # MLflow's metrics table, in the order the bulk insert gives its values.

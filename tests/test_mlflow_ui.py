@@ -150,6 +150,13 @@ def test_rest_api_lists_the_runs_with_their_metrics(live):
                  {"experiment_ids": [live["experiment_id"]], "max_results": 100})
     runs = {r["info"]["run_id"]: r for r in found["runs"]}
     assert set(runs) == {r["run_id"] for r in live["runs"].values()}
+    datasets = set()  # the UI's "Datasets used": one per split, the same for every run
+    for run in runs.values():
+        inputs = {next(t["value"] for t in i["tags"] if t["key"] == "mlflow.data.context"):
+                  i["dataset"] for i in run["inputs"]["dataset_inputs"]}
+        assert sorted(inputs) == ["test", "training", "validation"]
+        datasets.add(tuple((c, d["name"], d["digest"]) for c, d in sorted(inputs.items())))
+    assert len(datasets) == 1 and all(name == "digits" for _, name, _ in datasets.pop())
     for optimizer, result in live["runs"].items():
         run = runs[result["run_id"]]
         assert run["info"]["status"] == "FINISHED"

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from experiments.gallery import ROOT, Context, Figure, register
-from experiments.gallery.runs import Trainings, compose, digest, download, find_run, history
+from experiments.gallery.runs import Trainings, compose, download, find_run, history
 
 
 class FigureFailed(RuntimeError):
@@ -172,11 +172,11 @@ SURFACE_FILES = {"lines.png": "docs/surface_lines.png", "contour.png": "docs/sur
 
 def _surface(ctx: Context):
     """(the config of ``python -m experiments.surface``, the tags its run is found by)."""
-    from experiments.surfaces import register_schemas
+    from experiments.surfaces import config_digest, register_schemas
 
     register_schemas()
     cfg = compose("surface", [f"tracking.uri={ctx.uri}"])
-    return cfg, {"kind": "surface", "config_hash": digest(cfg, drop=("output_dir",))}
+    return cfg, {"kind": "surface", "config_hash": config_digest(cfg)}
 
 
 def _surface_status(ctx: Context) -> str:
@@ -200,7 +200,6 @@ def make_surfaces(ctx: Context) -> None:
             ctx.log("no stored surface run: training 3 optimizers and computing the grids")
             with open_dict(cfg):
                 cfg.output_dir = str(Path(tmp) / "run")
-                cfg.tracking.tags.config_hash = tags["config_hash"]
             start = time.perf_counter()
             result = run(cfg, train=validate(cfg), out=io.StringIO())
             ctx.log(f"run {result['run_id']} made in {time.perf_counter() - start:.0f} s")

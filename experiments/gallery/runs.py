@@ -27,12 +27,11 @@ def compose(config_name: str, overrides: list[str]) -> DictConfig:
         return hydra_compose(config_name, overrides=list(overrides))
 
 
-def digest(cfg: DictConfig | dict, drop: tuple[str, ...] = ()) -> str:
-    """``config_hash`` of ``cfg`` without the top-level keys ``drop`` (an output folder)."""
+def digest(cfg: DictConfig) -> str:
+    """The ``config_hash`` tag ``experiments.pipeline`` gives a run of ``cfg``."""
     from experiments.resume import config_hash
 
-    config = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
-    return config_hash({k: v for k, v in config.items() if k not in drop})
+    return config_hash(OmegaConf.to_container(cfg, resolve=True))
 
 
 def find_run(uri: str, experiment: str, tags: dict[str, str]):
