@@ -63,11 +63,7 @@ def test_a_bad_name_is_refused_in_one_line_before_anything_loads():
     lines = done.stderr.strip().splitlines()
     assert lines == [f"Error: 'landscape' is not a figure of the gallery: choose from "
                      f"{', '.join(gallery.entries())}"], done.stderr
-    assert time.perf_counter() - start < 60
-    bad_option = _gallery("--colour")
-    assert bad_option.returncode == 2
-    assert bad_option.stderr.strip().splitlines() == [
-        "Error: unrecognized arguments: --colour (see --help)"]
+    assert time.perf_counter() - start < 60  # (tests/test_refusals.py: no TF, no MLflow)
 
 
 def test_dry_run_says_what_an_empty_store_lacks(tmp_path):

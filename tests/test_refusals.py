@@ -94,6 +94,14 @@ COMPARE = [
                                       "reachable"),  # port 9: discard, closed
 ]
 
+GALLERY = [
+    (["landscape"], "Error: 'landscape' is not a figure of the gallery: choose from "
+                    "landscapes, edge_of_stability"),
+    (["surfaces", "--colour"], "Error: unrecognized arguments: --colour (see --help)"),
+    (["--tracking-uri", "http://127.0.0.1:9", "landscapes"],
+     "Error: the tracking server http://127.0.0.1:9 is not reachable"),
+]
+
 _DRIVER = r"""
 import contextlib, io, json, runpy, sys, time
 sys.modules["tensorflow"] = None  # importing TensorFlow now raises ImportError
@@ -139,13 +147,15 @@ def results(tmp_path_factory):
     cases += [("experiments.surface", [*argv, f"tracking.uri=sqlite:///{store}",
                                        f"output_dir={tmp / 'out'}"]) for argv, _ in SURFACE]
     cases += [("experiments.compare", argv) for argv, _ in COMPARE]
+    cases += [("experiments.gallery", [*argv, "--out", str(tmp / "out")])
+              for argv, _ in GALLERY]
     results = walk(cases, tmp)
     assert not store.parent.exists(), "a refused input must not create a tracking store"
     assert not (tmp / "out").exists(), "nor write pictures"
     return results
 
 
-ALL = TRAIN + LANDSCAPE + SURFACE + COMPARE
+ALL = TRAIN + LANDSCAPE + SURFACE + COMPARE + GALLERY
 
 
 @pytest.mark.parametrize("index", range(len(ALL)), ids=[" ".join(argv) for argv, _ in ALL])
@@ -170,8 +180,9 @@ def _table():  # pragma: no cover - the report's numbers: python tests/test_refu
         for module, argv in ([("experiments.train", a) for a, _ in TRAIN]
                              + [("experiments.landscape", a) for a, _ in LANDSCAPE]
                              + [("experiments.surface", a) for a, _ in SURFACE]
-                             + [("experiments.compare", a) for a, _ in COMPARE]):
-            extra = [] if module.endswith("compare") else [
+                             + [("experiments.compare", a) for a, _ in COMPARE]
+                             + [("experiments.gallery", a) for a, _ in GALLERY]):
+            extra = [] if module.endswith(("compare", "gallery")) else [
                 f"tracking.uri=sqlite:///{tmp}/s/mlflow.db"]
             start, cpu = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
             r = subprocess.run([sys.executable, "-m", module, *argv, *extra], cwd=ROOT,

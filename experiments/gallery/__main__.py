@@ -65,8 +65,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{head}: {figure.status(ctx)} (the runs from scratch: {figure.cost}) → "
                   f"{', '.join(figure.outputs)}")
             continue
-        print(f"{head}: {', '.join(figure.outputs)} ({figure.status(ctx)})", file=ctx.out,
-              flush=True)
+        status = figure.status(ctx)
+        if "trains" in status:  # say how long before it starts
+            status += f"; the runs from scratch take {figure.cost}"
+        print(f"{head}: {', '.join(figure.outputs)} ({status})", file=ctx.out, flush=True)
         start = time.perf_counter()
         try:
             figure.make(ctx)
