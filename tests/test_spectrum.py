@@ -125,6 +125,26 @@ def test_slq_density_moments_and_top_node_match_the_exact_hessian(mlp):
     assert q.nodes.min() == pytest.approx(exact[0], rel=1e-4)
 
 
+def test_the_density_counts_the_outliers_that_stand_out_of_the_bulk():
+    """A known spectrum (a bulk in [0, 0.1] and 9 outliers in [1, 5]): every probe's
+    quadrature puts exactly 9 nodes right of the bulk; the density integrates to 1."""
+    from experiments.curvature import Spectrum, slq
+
+    n = 400
+    rng = np.random.default_rng(0)
+    basis, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    eigen = np.concatenate([np.linspace(1, 5, 9), rng.uniform(0, 0.1, n - 9)])
+    a = (basis * eigen) @ basis.T
+    q = slq(lambda v: a @ v, n, 10, 40)
+    spectrum = Spectrum(step=0, nodes=q.nodes, weights=q.weights, probe=q.probe, trace=0.0,
+                        size=n)
+    assert 0.1 <= spectrum.bulk_edge() < 1
+    assert list(spectrum.outliers()) == [9] * 10
+    assert np.allclose(spectrum.top(9).mean(0), eigen[8::-1], rtol=1e-6)
+    grid = np.linspace(-1, 6, 20001)
+    assert np.trapezoid(spectrum.density(grid), grid) == pytest.approx(1, abs=1e-6)
+
+
 def test_every_layer_block_lambda_max_matches_eigvalsh(mlp):
     from experiments.curvature import block_lambda_max
     from experiments.trainer import layer_groups

@@ -48,12 +48,26 @@ class Spectrum:
                        layers=dict(zip(z["layer_names"].tolist(),
                                        z["layer_lambda_max"].tolist())))
 
-    def outliers(self, gap: float = 0.1) -> np.ndarray:
-        """How many eigenvalues each probe's Lanczos run puts above the bulk: nodes above
-        ``gap`` × the top node (the bulk is the mass near 0). One count per probe."""
+    def top(self, k: int) -> np.ndarray:
+        """The ``k`` largest nodes of every probe, (probes, k), largest first: the top
+        Ritz values, which converge first (the same in every probe once converged)."""
         count = int(self.probe.max()) + 1
-        top = np.array([self.nodes[self.probe == p].max() for p in range(count)])
-        return np.bincount(self.probe[self.nodes > gap * top[self.probe]], minlength=count)
+        return np.stack([np.sort(self.nodes[self.probe == p])[::-1][:k] for p in range(count)])
+
+    def bulk_edge(self, floor: float = 1e-6) -> float:
+        """The right edge of the bulk: walking right from the density's peak, the first λ
+        where the density (default σ) falls under ``floor`` × its peak."""
+        grid = np.linspace(self.nodes.min(), self.nodes.max(), 4000)
+        density = self.density(grid)
+        start = int(np.argmax(density))
+        below = np.nonzero(density[start:] < floor * density[start])[0]
+        return float(grid[start + below[0]]) if below.size else float(grid[-1])
+
+    def outliers(self, floor: float = 1e-6) -> np.ndarray:
+        """How many eigenvalues stand out to the right of the bulk (isolated peaks of the
+        density), one count per probe: its Ritz values above ``bulk_edge``."""
+        edge = self.bulk_edge(floor)
+        return np.bincount(self.probe[self.nodes > edge], minlength=int(self.probe.max()) + 1)
 
     def density(self, grid: np.ndarray, sigma: float | None = None) -> np.ndarray:
         """Σ w_j N(λ; θ_j, σ²) on ``grid``; σ defaults to 1/200 of the nodes' range.
