@@ -66,8 +66,9 @@ def load_run(run_id: str, tracking_uri: str) -> list[Spectrum]:
 
 
 def find_runs(tracking_uri: str, challenge: str = "spectrum_real",
-              experiment: str = "challenges") -> dict[str, list[str]]:
-    """Finished runs tagged ``challenge``, by optimizer option, oldest first."""
+              experiment: str = "challenges", operator: str = "hessian") -> dict[str, list[str]]:
+    """Finished runs tagged ``challenge`` that measured ``operator``, by optimizer option,
+    oldest first."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=tracking_uri)
@@ -76,7 +77,9 @@ def find_runs(tracking_uri: str, challenge: str = "spectrum_real",
         return {}
     runs = client.search_runs([found.experiment_id],
                               filter_string=f"tags.challenge = '{challenge}' and "
-                                            "attributes.status = 'FINISHED'",
+                                            "attributes.status = 'FINISHED' and "
+                                            "params.`trainer.curvature_operator` = "
+                                            f"'{operator}'",
                               order_by=["attributes.start_time ASC"])
     out: dict[str, list[str]] = {}
     for r in runs:

@@ -15,13 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
+from experiments.curvature.lanczos import Quadrature
+
 
 @dataclass
-class Spectrum:
+class Spectrum(Quadrature):
+    """A ``Quadrature`` (``moment``, ``probe_moments``) and what else was measured."""
+
     step: int
-    nodes: np.ndarray
-    weights: np.ndarray
-    probe: np.ndarray
     trace: float
     size: int
     operator: str = "hessian"

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from experiments.curvature.lanczos import rademacher
+from experiments.curvature.lanczos import rademacher, single_threaded_blas
 
 
+@single_threaded_blas
 def hutchpp(matvec, n: int, products: int, seed: int = 0) -> float:
     """Hutch++ with ``products`` (≥ 3) products of ``matvec`` on R^n."""
     k = max(1, products // 3)
