@@ -161,6 +161,11 @@ def test_every_layer_block_lambda_max_matches_eigvalsh(mlp):
 
 
 # ------------------------------------------------------------------------ Gauss–Newton
+def _softmax(z: np.ndarray) -> np.ndarray:
+    p = np.exp(z - z.max(1, keepdims=True))
+    return p / p.sum(1, keepdims=True)
+
+
 def _exact_ggn(f, theta) -> np.ndarray:
     """(1/N) Σ_i J_iᵀ H_ℓ,i J_i with the loss's Hessian in the logits in closed form."""
     jac = f.logits_jacobian(theta)  # (N, C, n)
@@ -168,9 +173,7 @@ def _exact_ggn(f, theta) -> np.ndarray:
     if f.loss == "mse":
         h_loss = np.broadcast_to(np.eye(z.shape[1]), (len(z), z.shape[1], z.shape[1]))
     else:
-        p = np.exp(z - z.max(1, keepdims=True))
-        p /= p.sum(1, keepdims=True)
-        h_loss = np.stack([np.diag(row) - np.outer(row, row) for row in p])
+        h_loss = np.stack([np.diag(row) - np.outer(row, row) for row in _softmax(z)])
     return np.einsum("icn,icd,idm->nm", jac, h_loss, jac) / len(z)
 
 
@@ -178,12 +181,8 @@ def _fisher(f, theta) -> np.ndarray:
     """E_x E_{c ~ p(·|x)} ∇log p_c ∇log p_cᵀ from per-class gradients of log-softmax."""
     import tensorflow as tf
 
-    t = tf.constant(theta, tf.float32)
-    with tf.GradientTape() as tape:
-        tape.watch(t)
-        log_p = tf.nn.log_softmax(f._logits(t))
-    grads = tape.jacobian(log_p, t).numpy().astype(np.float64)  # (N, C, n)
-    p = np.exp(log_p.numpy().astype(np.float64))
+    grads = f.jacobian(lambda t: tf.nn.log_softmax(f._logits(t)), theta)  # (N, C, n)
+    p = _softmax(f.logits(theta))
     return np.einsum("ic,icn,icm->nm", p, grads, grads) / len(p)
 
 

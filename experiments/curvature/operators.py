@@ -130,21 +130,23 @@ class FlatLoss:
     def logits(self, theta) -> np.ndarray:
         return self._logits(tf.constant(theta, tf.float32)).numpy().astype(np.float64)
 
-    def hessian(self, theta) -> np.ndarray:
-        """The full Hessian (n×n, TensorFlow's Jacobian of the gradient): tiny models only."""
+    @staticmethod
+    def jacobian(function, theta) -> np.ndarray:
+        """The full Jacobian of ``function`` (θ ↦ tensor) at θ, by reverse mode: tiny
+        models only (tests)."""
         t = tf.constant(theta, tf.float32)
         with tf.GradientTape() as tape:
             tape.watch(t)
-            g = self._grad(t)
-        return tape.jacobian(g, t).numpy().astype(np.float64)
+            out = function(t)
+        return tape.jacobian(out, t).numpy().astype(np.float64)
+
+    def hessian(self, theta) -> np.ndarray:
+        """The full Hessian (n×n, the Jacobian of the gradient): tiny models only."""
+        return self.jacobian(self._grad, theta)
 
     def logits_jacobian(self, theta) -> np.ndarray:
-        """∂logits/∂θ, (N, C, n), by reverse mode: tiny models only (tests)."""
-        t = tf.constant(theta, tf.float32)
-        with tf.GradientTape() as tape:
-            tape.watch(t)
-            logits = self._logits(t)
-        return tape.jacobian(logits, t).numpy().astype(np.float64)
+        """∂logits/∂θ, (N, C, n): tiny models only."""
+        return self.jacobian(self._logits, theta)
 
     def blocks(self, groups: dict[str, list[int]]) -> dict[str, np.ndarray]:
         """Flat indices of each group of variables (``experiments.trainer.layer_groups``:
