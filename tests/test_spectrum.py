@@ -241,12 +241,12 @@ def test_spectrum_metrics_and_artifacts_are_logged_and_read_back(tmp_path, share
                                                                    operator):
     from mlflow.tracking import MlflowClient
 
-    from experiments.curvature.figures import load_run, spectrum_figure
+    from experiments.curvature.figures import find_runs, load_run, spectrum_figure
     from experiments.pipeline import run
 
     uri = shared_store
-    result = run(make_cfg(*TINY, f"tracking.uri={uri}",
-                          f"trainer.curvature_operator={operator}"))
+    result = run(make_cfg(*TINY, f"tracking.uri={uri}", f"trainer.curvature_operator={operator}",
+                          "tracking.experiment_name=spectra", "+tracking.tags.challenge=tiny"))
     client = MlflowClient(tracking_uri=uri)
     rid = result["run_id"]
 
@@ -273,5 +273,6 @@ def test_spectrum_metrics_and_artifacts_are_logged_and_read_back(tmp_path, share
             dict(history("curvature/lambda_max/logits"))[step], rel=1e-6)
         if operator == "ggn":
             assert spectrum.nodes.min() >= -1e-4 * spectrum.nodes.max()
+    assert find_runs(uri, "tiny", "spectra", operator)["adam"][-1] == rid  # the gallery's way
     picture = spectrum_figure({"adam": [rid]}, tmp_path / "spectrum.png", uri)
     assert picture.stat().st_size > 10_000
