@@ -22,6 +22,7 @@ from experiments import checks, registry
 IMPLEMENTATIONS = ("custom", "keras")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 LOSSES = ("cross_entropy", "mse")
+CURVATURE_OPERATORS = ("hessian", "ggn")  # experiments.curvature.operators
 OPTIMIZERS = registry.rule_names()
 MAX_SEED = 2**32 - 1  # NumPy's and Keras's seeds are unsigned 32-bit
 
@@ -85,6 +86,15 @@ class TrainerSchema:
     curvature_every_n_steps: int = 0
     curvature_samples: int = 0
     curvature_iterations: int = 20
+    # With curvature_spectrum, each measurement adds curvature/trace (Hutch++ with 3 ×
+    # curvature_probes products), curvature/lambda_max/<layer> (each layer's diagonal
+    # block) and the spectral density (stochastic Lanczos quadrature from curvature_probes
+    # probes of curvature_iterations steps), logged as curvature/spectrum/step_<N>.npz/.png.
+    curvature_spectrum: bool = False
+    curvature_probes: int = 10
+    # hessian, or ggn: the generalized Gauss–Newton matrix JᵀH_ℓJ (positive semi-definite;
+    # the Fisher under softmax cross-entropy) in place of the Hessian, for every measurement.
+    curvature_operator: str = "hessian"
     # Keep the flat weights at step 0, every n steps and after the last, logged as the
     # artifact weights/trajectory.npz (python -m experiments.surface reads it); 0 = off.
     weights_every_n_steps: int = 0
@@ -287,6 +297,13 @@ def _check_curvature(trainer) -> None:
     for key in ("curvature_every_n_steps", "curvature_samples", "weights_every_n_steps"):
         check_range(f"trainer.{key}", trainer[key], low=0)
     check_range("trainer.curvature_iterations", trainer.curvature_iterations, low=2)
+    check_range("trainer.curvature_probes", trainer.curvature_probes, low=1)
+    if trainer.curvature_operator not in CURVATURE_OPERATORS:
+        raise ConfigError(f"trainer.curvature_operator={trainer.curvature_operator!r} is not "
+                          f"valid: choose one of {', '.join(CURVATURE_OPERATORS)}")
+    if trainer.curvature_spectrum and not trainer.curvature_every_n_steps:
+        raise ConfigError("trainer.curvature_spectrum=true needs trainer.curvature_every_n_steps"
+                          " > 0 (the spectrum is measured with the other curvature metrics)")
     if trainer.strategy != "default" and (trainer.curvature_every_n_steps
                                           or trainer.weights_every_n_steps):
         raise ConfigError(f"trainer.curvature_every_n_steps and weights_every_n_steps need "

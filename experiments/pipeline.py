@@ -237,7 +237,8 @@ def run(cfg: DictConfig, *, overrides: list[str] | None = None,
     checkpoint. Returns the final metrics (``val_loss``, ``val_accuracy``, ``test_loss``,
     ``test_accuracy``, ``steps``), when tracked ``run_id`` and ``tracking_uri``, and with
     ``trainer.curvature_every_n_steps``/``weights_every_n_steps`` ``curvature`` and
-    ``weights`` (``experiments.curvature.TrainingWatch``).
+    ``weights`` (``experiments.curvature.TrainingWatch``), with
+    ``trainer.curvature_spectrum`` ``spectra`` (``experiments.curvature.Spectrum``).
     """
     from experiments import resume as ckpt
 
@@ -341,6 +342,8 @@ def run(cfg: DictConfig, *, overrides: list[str] | None = None,
             final["curvature"] = watch.measurements  # [(step, metrics)]
         if watch and watch.weights:
             final["weights"] = (watch.steps, watch.weights)  # kept steps, flat weights
+        if watch and watch.spectra:
+            final["spectra"] = watch.spectra
         final.update({k: v[-1] for k, v in history.epoch.items() if k.startswith("val_")})
         if logger:
             logger.log_metrics({k: history.final[k] for k in ("test_loss", "test_accuracy")},
@@ -391,13 +394,17 @@ def _watch(t, model, optimizer, splits):
     if not (t.curvature_every_n_steps or t.weights_every_n_steps):
         return None
     from experiments.curvature import FlatLoss, TrainingWatch, subset
+    from experiments.trainer import layer_groups
 
     rows = subset(len(splits.x_train), t.curvature_samples, t.seed)
-    return TrainingWatch(model, optimizer,
-                         FlatLoss(model, splits.x_train[rows], splits.y_train[rows], t.loss),
+    loss = FlatLoss(model, splits.x_train[rows], splits.y_train[rows], t.loss)
+    return TrainingWatch(model, optimizer, loss,
                          curvature_every=t.curvature_every_n_steps,
                          weights_every=t.weights_every_n_steps,
-                         iterations=t.curvature_iterations, seed=t.seed)
+                         iterations=t.curvature_iterations, seed=t.seed,
+                         operator=t.curvature_operator, spectrum=t.curvature_spectrum,
+                         probes=t.curvature_probes,
+                         blocks=loss.blocks(layer_groups(model)) if t.curvature_spectrum else {})
 
 
 def _log_artifacts(logger, cfg, model, history, overrides, *, resumed: bool,
@@ -423,6 +430,17 @@ def _log_artifacts(logger, cfg, model, history, overrides, *, resumed: bool,
         if watch and watch.weights:
             watch.save_trajectory(tmp / "trajectory.npz")
             logger.log_artifacts([tmp / "trajectory.npz"], "weights")
+        if watch and watch.spectra:
+            from experiments.curvature.figures import density_plot
+
+            (tmp / "spectrum").mkdir()
+            for spectrum in watch.spectra:
+                stem = tmp / "spectrum" / spectrum.filename
+                spectrum.save(f"{stem}.npz")
+                density_plot(spectrum, f"{stem}.png",
+                             f"{run_label(cfg)} on {cfg.dataset.name}, step {spectrum.step}: "
+                             f"trace {spectrum.trace:.3g}, λ_max {spectrum.lambda_max:.3g}")
+            logger.log_artifacts(sorted((tmp / "spectrum").iterdir()), "curvature/spectrum")
         if tr.log_model:
             model.save(tmp / "model.keras")
             logger.log_artifacts([tmp / "model.keras"], "model")

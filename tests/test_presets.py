@@ -54,7 +54,7 @@ def test_the_lecture_challenges_have_presets():
     assert PRESETS == sorted(["vanishing_gradients", "exploding_gradients", "no_critical_point",
                               "poor_conditioning", "saddle_point", "momentum_vs_sgd",
                               "adaptive_lr", "adam_bias_correction", "edge_of_stability",
-                              "saddle_real", "conditioning_real", "adam_warmup"])
+                              "saddle_real", "conditioning_real", "adam_warmup", "spectrum_real"])
     for preset in PRESETS:
         text = (CONF / "experiment" / f"{preset}.yaml").read_text()
         assert text.startswith("# @package _global_"), preset

@@ -40,6 +40,8 @@ TRAIN = [
                                                     "one value more than"),
     (["schedule=cosine", "schedule.alpha=2"], "schedule.alpha=2.0 is out of range"),
     (["schedule=warmup", "schedule.warmup_steps=0"], "schedule.warmup_steps=0 is out of range"),
+    (["trainer.curvature_operator=fisher"], "trainer.curvature_operator='fisher' is not "
+                                            "valid: choose one of hessian, ggn"),
     (["+schedule.decay_rate=0.5"], "schedule.decay_rate is not a key of schedule"),
     (["schedule=linear"], "schedule=linear is not an option: choose one of constant, cosine"),
     # Hydra's own refusals, in one line

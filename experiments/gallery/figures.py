@@ -165,6 +165,28 @@ register(Figure("saddle_real", ("docs/saddle_real.png",), SADDLE.command,
                 SADDLE.status, "λ_min and the loss on the plateau of a sigmoid MLP"))
 
 
+SPECTRUM_RULES, SPECTRUM_SEEDS = ("sgd", "adam"), (0, 1, 2)
+SPECTRUM = Trainings("spectrum_real", {
+    f"{rule}, seed {seed}": [f"optimizer={rule}", f"trainer.seed={seed}"]
+    for rule in SPECTRUM_RULES for seed in SPECTRUM_SEEDS})
+
+
+def make_spectrum_real(ctx: Context) -> None:
+    """The spectra (``curvature/spectrum/*.npz``) of the preset's runs, every seed, by rule."""
+    from experiments.curvature.figures import spectrum_figure
+
+    runs = SPECTRUM.runs(ctx)
+    by_rule = {rule: [runs[f"{rule}, seed {seed}"].info.run_id for seed in SPECTRUM_SEEDS]
+               for rule in SPECTRUM_RULES}
+    spectrum_figure(by_rule, ctx.path("docs/spectrum_real.png"), tracking_uri=ctx.uri)
+
+
+register(Figure("spectrum_real", ("docs/spectrum_real.png",), SPECTRUM.command,
+                "about 3 min a run, 6 runs (2 cores, load 7)", make_spectrum_real,
+                SPECTRUM.status, "the Hessian's spectral density, trace and layer "
+                "sharpness under SGD and Adam"))
+
+
 # --------------------------------------------------------------------------- surfaces
 SURFACE_FILES = {"lines.png": "docs/surface_lines.png", "contour.png": "docs/surface_contour.png",
                  "paths.png": "docs/surface_paths.png", "paths.gif": "docs/surface_paths.gif"}

@@ -10,6 +10,7 @@ runs are also tagged with their preset (``challenge=<preset>``).
 from __future__ import annotations
 
 import io
+import math
 import time
 from pathlib import Path
 
@@ -58,11 +59,17 @@ class Trainings:
 
     @property
     def command(self) -> str:
-        """The sweep that makes every variant (each variant one ``key=value`` of one key)."""
-        keys = {o.partition("=")[0] for variant in self.variants.values() for o in variant}
-        assert len(keys) == 1 and all(len(v) == 1 for v in self.variants.values()), keys
-        values = ",".join(v[0].partition("=")[2] for v in self.variants.values())
-        return f"python -m experiments.train -m +experiment={self.preset} {keys.pop()}={values}"
+        """The sweep that makes every variant: one ``key=v1,v2,...`` per key, in the order
+        the keys first appear (the variants are the product of those values)."""
+        values: dict[str, list[str]] = {}
+        for variant in self.variants.values():
+            for override in variant:
+                key, _, value = override.partition("=")
+                if value not in values.setdefault(key, []):
+                    values[key].append(value)
+        assert math.prod(map(len, values.values())) == len(self.variants), values
+        sweep = " ".join(f"{key}={','.join(v)}" for key, v in values.items())
+        return f"python -m experiments.train -m +experiment={self.preset} {sweep}"
 
     def config(self, ctx, label: str) -> DictConfig:
         from experiments.config import register_schemas, validate
