@@ -281,7 +281,8 @@ def test_one_step_by_hand(name, compiled):
 
 # ------------------------------------------------------- equivalences with Keras's own
 
-TWINS = {rule.name: rule for rule in rules.all_rules() if rule.keras is not None}
+TWINS = {rule.name: rule for rule in rules.all_rules()
+         if rule.keras is not None and rule.keras.equal_when is not None}
 
 
 def twin_pair(rule):
@@ -451,7 +452,12 @@ def _same_behaviour(a, b):
     ids=["plain", "clipping"],
 )
 def test_config_round_trip(optimizer_case, extra):
-    optimizer = optimizer_case.make(**extra)
+    try:
+        optimizer = optimizer_case.make(**extra)
+    except ValueError as refusal:  # Schedule-Free refuses Keras's decay of y alone
+        assert "use decoupled_weight_decay" in str(refusal)
+        extra = {k: v for k, v in extra.items() if k != "weight_decay"}
+        optimizer = optimizer_case.make(**extra)
     config = optimizer.get_config()
     for key, value in {**optimizer_case.kwargs, **extra}.items():
         if isinstance(value, str):  # pytest.approx refuses non-numbers (pytest >= 9.1)

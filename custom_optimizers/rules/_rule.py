@@ -142,7 +142,8 @@ class KerasTwin:
     cannot vary, with the one value it implements (``keras_<name>.yaml`` sets them; any
     other value is refused). ``equal_when``: values under which the two compute the same
     numbers (up to rounding) although not ``exact``, e.g. ``{"epsilon": 0.0}`` where Keras
-    puts epsilon elsewhere; the twin tests use them. ``effective_learning_rates``: for an
+    puts epsilon elsewhere; the twin tests use them; None: no setting makes them compute
+    the same numbers (``note`` says why). ``effective_learning_rates``: for an
     adaptive rule, the built-in's per-weight rate in its own conventions (a function of
     the Keras optimizer, importing Keras only when called).
     """
@@ -153,7 +154,7 @@ class KerasTwin:
     refusal: Callable[[Mapping[str, Any]], str | None] | None = None
     note: str = ""
     fixed: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    equal_when: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    equal_when: Mapping[str, Any] | None = dataclasses.field(default_factory=dict)
     effective_learning_rates: Callable[[Any], list] | None = None
 
 
