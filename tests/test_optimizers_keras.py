@@ -7,6 +7,7 @@ Models and data are tiny and runs a few steps long: these tests are about the pl
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import subprocess
@@ -60,7 +61,7 @@ def mse(weights, x, y):
 # Learning rates for the fit tests: a few epochs of a tiny model must halve the loss (the
 # adaptive ones move each weight by about lr per step); a rule not listed uses the default.
 FIT_LEARNING_RATES = {"sgd": 0.1, "momentum": 0.1, "nesterov": 0.1, "adagrad": 0.3,
-                      "rmsprop": 0.03, "schedule_free_adamw": 0.2}
+                      "rmsprop": 0.03, "schedule_free_adamw": 0.2, "muon": 0.3}
 FIT_LEARNING_RATE = 0.05
 
 
@@ -146,7 +147,9 @@ def test_save_and_load_restores_optimizer_state(optimizer_case, initial_weights,
     # one per state array of the rule's reference, for each of the model's 4 variables,
     # and the rule's scalars (Schedule-Free's η_max and Σ η_max²)
     ref = rules.get(optimizer_case.name).reference
-    expected_count = 2 + len(ref.state_names) * 4 + len(getattr(ref, "scalar_state_names", ()))
+    slots = getattr(ref, "slot_names", lambda shape: ref.state_names)  # Muon: per shape
+    expected_count = (2 + sum(len(slots(v.shape)) for v in model.trainable_variables)
+                      + len(getattr(ref, "scalar_state_names", ())))
     assert len(saved_state) == len(loaded_state) == expected_count
     for (name, value), (loaded_name, loaded_value) in zip(saved_state, loaded_state):
         # e.g. "dense_kernel_velocity" may come back as "sequential_dense_kernel_velocity"
@@ -176,8 +179,11 @@ def test_embedding_sparse_gradient_equals_dense(optimizer_case, clip_threshold):
     targets = tf.constant(np.random.default_rng(1).normal(size=(6, 3)), "float32")
     sparse_var = layer.embeddings
     dense_var = keras.Variable(sparse_var.numpy())
-    sparse_opt = optimizer_case.make(clip_threshold=clip_threshold)
-    dense_opt = optimizer_case.make(clip_threshold=clip_threshold)
+    # Muon sends embeddings to AdamW; here both variables take its 2-D (Muon) path.
+    extra = ({"exclude_embeddings": False}
+             if "exclude_embeddings" in inspect.signature(optimizer_case.cls).parameters else {})
+    sparse_opt = optimizer_case.make(clip_threshold=clip_threshold, **extra)
+    dense_opt = optimizer_case.make(clip_threshold=clip_threshold, **extra)
     sparse_opt.build([sparse_var])
     dense_opt.build([dense_var])
     ref = optimizer_case.reference(

@@ -145,7 +145,8 @@ class KerasTwin:
     puts epsilon elsewhere; the twin tests use them; None: no setting makes them compute
     the same numbers (``note`` says why). ``effective_learning_rates``: for an
     adaptive rule, the built-in's per-weight rate in its own conventions (a function of
-    the Keras optimizer, importing Keras only when called).
+    the Keras optimizer, importing Keras only when called). ``dtypes``: the variable dtypes
+    the built-in runs in.
     """
 
     class_name: str
@@ -156,6 +157,7 @@ class KerasTwin:
     fixed: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     equal_when: Mapping[str, Any] | None = dataclasses.field(default_factory=dict)
     effective_learning_rates: Callable[[Any], list] | None = None
+    dtypes: tuple[str, ...] = ("float32", "float64")
 
 
 @dataclasses.dataclass(frozen=True)
