@@ -26,7 +26,8 @@ class AdamW(Adam):
       of entering g as an L2 term, so Adam's 1/sqrt(r̂) does not rescale it (an L2 term
       ``λW`` in g would be divided by sqrt(r̂) like the rest: weights with large gradients
       would be decayed less).
-    * The decay is one pass over the weights, Adam's step one kernel. Keras's base ``weight_decay`` is still there for every rule, applied before it.
+    * The decay is one pass over the weights, Adam's step one kernel. Keras's base
+      ``weight_decay`` is still there, as for every rule, applied before it.
     * Differs from ``keras.optimizers.AdamW(ε, weight_decay=λ, ρ1, ρ2, epsilon=δ)`` only
       where Adam's twin does: Keras adds its epsilon to the uncorrected sqrt(r).
 

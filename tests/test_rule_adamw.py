@@ -69,6 +69,6 @@ def test_keras_option_refuses_a_second_weight_decay():
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         validate(compose("train", overrides=["optimizer=adamw", "optimizer.weight_decay=0.1"]))
         cfg = compose("train", overrides=["optimizer=keras_adamw", "optimizer.weight_decay=0.1"])
-    with pytest.raises(ConfigError, match=r"^optimizer.weight_decay=0.1 has no Keras counterpart "
-                                          r"here: .* carries optimizer.decoupled_weight_decay; set that"):
+    with pytest.raises(ConfigError, match=r"^optimizer.weight_decay=0.1 has no Keras counterpart"
+                                          r" here: .* carries optimizer.decoupled_weight_decay"):
         validate(cfg)

@@ -2,6 +2,7 @@
 
 from custom_optimizers.rules._reference import Reference
 from custom_optimizers.rules._rule import Hyperparameter, KerasTwin, Rule, SearchDim, decay, epsilon
+from custom_optimizers.rules.adam import RULE as ADAM_RULE
 from custom_optimizers.rules.adam import Adam, _keras_effective_learning_rates
 
 # λ of the three rules with a decoupled weight decay (AdamW, Schedule-Free AdamW, Muon).
@@ -68,11 +69,7 @@ RULE = Rule(
         equal_when={"epsilon": 0.0},
         effective_learning_rates=_keras_effective_learning_rates,
     ),
-    search_space={"learning_rate": SearchDim("log", 1e-5, 1.0),
-                  "beta_1": SearchDim("log1m", 1e-3, 0.5),
-                  "beta_2": SearchDim("log1m", 1e-4, 0.1),
-                  "epsilon": SearchDim("log", 1e-10, 1e-3),
-                  WEIGHT_DECAY_NAME: SearchDim("log", 1e-5, 1.0)},
+    search_space={**ADAM_RULE.search_space, WEIGHT_DECAY_NAME: SearchDim("log", 1e-5, 1.0)},
     colour="tab:cyan",
     landscape_learning_rate=0.1,
     test_arguments={"learning_rate": 0.01, "beta_1": 0.9, "beta_2": 0.99, "epsilon": 1e-3,

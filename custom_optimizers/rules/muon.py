@@ -5,6 +5,7 @@ import numpy as np
 
 from custom_optimizers.rules._reference import Reference
 from custom_optimizers.rules._rule import Hyperparameter, KerasTwin, Rule, SearchDim, decay, epsilon
+from custom_optimizers.rules.adamw import RULE as ADAMW_RULE
 from custom_optimizers.rules.adamw import (WEIGHT_DECAY_NAME, AdamW, base_weight_decay_refusal,
                                            weight_decay)
 from custom_optimizers.rules.momentum import MOMENTUM
@@ -116,11 +117,8 @@ RULE = Rule(
         # Its lr_adjust multiplies the update by a float32 sqrt: a TypeError on float64.
         dtypes=("float32",),
     ),
-    search_space={"learning_rate": SearchDim("log", 1e-5, 1.0),
-                  "momentum": SearchDim("log1m", 1e-3, 0.5),
-                  "beta_1": SearchDim("log1m", 1e-3, 0.5),
-                  "beta_2": SearchDim("log1m", 1e-4, 0.1),
-                  WEIGHT_DECAY_NAME: SearchDim("log", 1e-5, 1.0)},
+    search_space={**{k: v for k, v in ADAMW_RULE.search_space.items() if k != "epsilon"},
+                  "momentum": SearchDim("log1m", 1e-3, 0.5)},
     colour="gold",
     landscape_learning_rate=0.1,
     test_arguments={"learning_rate": 0.01, "momentum": 0.9, "nesterov": True,

@@ -3,7 +3,8 @@
 import numpy as np
 
 from custom_optimizers.rules._reference import Reference, clip
-from custom_optimizers.rules._rule import Hyperparameter, KerasTwin, Rule, SearchDim, decay, epsilon
+from custom_optimizers.rules._rule import Hyperparameter, KerasTwin, Rule, decay, epsilon
+from custom_optimizers.rules.adamw import RULE as ADAMW_RULE
 from custom_optimizers.rules.adamw import WEIGHT_DECAY_NAME, base_weight_decay_refusal, weight_decay
 
 
@@ -106,11 +107,7 @@ RULE = Rule(
         equal_when=None,
         effective_learning_rates=_keras_effective_learning_rates,
     ),
-    search_space={"learning_rate": SearchDim("log", 1e-5, 1.0),
-                  "beta_1": SearchDim("log1m", 1e-3, 0.5),
-                  "beta_2": SearchDim("log1m", 1e-4, 0.1),
-                  "epsilon": SearchDim("log", 1e-10, 1e-3),
-                  WEIGHT_DECAY_NAME: SearchDim("log", 1e-5, 1.0)},
+    search_space=ADAMW_RULE.search_space,  # warmup_steps stays at its value
     colour="tab:gray",
     landscape_learning_rate=0.1,
     test_arguments={"learning_rate": 0.01, "beta_1": 0.9, "beta_2": 0.99, "epsilon": 1e-3,
