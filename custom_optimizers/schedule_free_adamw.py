@@ -6,6 +6,7 @@ from keras import ops
 
 from custom_optimizers._base import AdaptiveLectureOptimizer, moving_average, step_divide
 from custom_optimizers._checks import check_hyperparameter
+from custom_optimizers.rules.schedule_free_adamw import WEIGHT_DECAY_REFUSAL
 
 
 @keras.saving.register_keras_serializable(package="custom_optimizers")
@@ -53,10 +54,8 @@ class ScheduleFreeAdamW(AdaptiveLectureOptimizer):
                  decoupled_weight_decay=0.0, warmup_steps=0, clip_threshold=None,
                  clip_mode="norm", name="schedule_free_adamw", **kwargs):
         if kwargs.get("weight_decay") is not None:
-            raise ValueError(
-                f"weight_decay={kwargs['weight_decay']!r} is not valid for ScheduleFreeAdamW: "
-                "Keras's decay of the weights y alone is undone by y = β1 x + (1-β1) z; use "
-                "decoupled_weight_decay (taken at y, applied to z)")
+            raise ValueError(f"weight_decay={kwargs['weight_decay']!r} is not valid for "
+                             f"ScheduleFreeAdamW: {WEIGHT_DECAY_REFUSAL}")
         super().__init__(learning_rate, clip_threshold, clip_mode, name=name, **kwargs)
         self.beta_1 = check_hyperparameter("beta_1", beta_1)
         self.beta_2 = check_hyperparameter("beta_2", beta_2)

@@ -108,3 +108,20 @@ def test_why_keras_schedule_free_departs():
     lr = float(np.float32(ARGS["learning_rate"]))
     as_written = _keras_as_written(init, grads, lr, 0.9, 0.999, 1e-8)
     assert _relative_to_travelled(keras_end, as_written, init)[0] < 1e-6
+
+
+def test_base_weight_decay_is_refused_before_tensorflow_loads():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-m", "experiments.train", "optimizer=schedule_free_adamw",
+         "optimizer.weight_decay=0.1"], cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "Error in config: optimizer.weight_decay=0.1 is not valid for "
+        "optimizer=schedule_free_adamw: Keras's "
+        "decay of the weights y alone is undone by y = β1 x + (1-β1) z; use "
+        "decoupled_weight_decay (taken at y, applied to z)"]

@@ -170,6 +170,8 @@ class Rule:
     reference class; ``learning_rate`` the default η; ``adaptive``: the class has
     ``effective_learning_rates()``. ``test_arguments``: hyperparameters under which every
     term of the rule matters (the parametrised tests use them).
+    ``base_weight_decay_refusal``: why the class refuses Keras's base ``weight_decay``
+    (empty: it takes it, applied before the rule).
     """
 
     name: str
@@ -186,6 +188,7 @@ class Rule:
     keras: KerasTwin | None = None
     no_keras_reason: str = ""
     test_arguments: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    base_weight_decay_refusal: str = ""
 
     def __post_init__(self):
         if self.keras is None and not self.no_keras_reason:

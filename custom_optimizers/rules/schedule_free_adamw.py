@@ -8,6 +8,10 @@ from custom_optimizers.rules.adamw import RULE as ADAMW_RULE
 from custom_optimizers.rules.adamw import WEIGHT_DECAY_NAME, base_weight_decay_refusal, weight_decay
 
 
+WEIGHT_DECAY_REFUSAL = ("Keras's decay of the weights y alone is undone by y = β1 x + (1-β1) z; "
+                        "use decoupled_weight_decay (taken at y, applied to z)")
+
+
 class ScheduleFreeAdamW(Reference):
     """``AdamWScheduleFree`` of facebookresearch/schedule_free (its explicit-x, y, z
     reference, ``adamw_schedulefree_reference.py``) with r = 0, weight_lr_power = 2 and
@@ -112,4 +116,5 @@ RULE = Rule(
     landscape_learning_rate=0.1,
     test_arguments={"learning_rate": 0.01, "beta_1": 0.9, "beta_2": 0.99, "epsilon": 1e-3,
                     WEIGHT_DECAY_NAME: 0.5, "warmup_steps": 5},
+    base_weight_decay_refusal=WEIGHT_DECAY_REFUSAL,
 )
