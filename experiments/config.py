@@ -247,6 +247,9 @@ def validate_optimizer(opt: DictConfig) -> None:
                 raise ConfigError(str(err)) from None
     for key in ("weight_decay", "global_clipnorm"):
         check_range(f"optimizer.{key}", opt.get(key), low=0)
+    if opt.get("weight_decay") and rule.base_weight_decay_refusal:
+        raise ConfigError(f"optimizer.weight_decay={opt.weight_decay!r} is not valid for "
+                          f"optimizer={rule.name}: {rule.base_weight_decay_refusal}")
     check_range("optimizer.gradient_accumulation_steps", opt.get("gradient_accumulation_steps"),
                 low=2)
     if opt.implementation == "keras":

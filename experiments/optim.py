@@ -83,3 +83,30 @@ def effective_learning_rates(optimizer):
                 and isinstance(optimizer, getattr(keras.optimizers, twin.class_name))):
             return twin.effective_learning_rates(optimizer)
     return None
+
+
+def _inner(optimizer):
+    """The optimizer inside a mixed-precision ``LossScaleOptimizer``, else itself."""
+    return getattr(optimizer, "inner_optimizer", optimizer)
+
+
+def evaluation_point_name(optimizer) -> str:
+    """Where a model trained by ``optimizer`` is evaluated, tested and saved: ``"x"``, the
+    optimizer's evaluation point (Schedule-Free's average, ``evaluation_point()``), or
+    ``"weights"``, the weights it trains (Schedule-Free's y, for Keras's twin)."""
+    return "x" if hasattr(_inner(optimizer), "evaluation_point") else "weights"
+
+
+def update_paths(optimizer) -> dict[str, list[str]] | None:
+    """``{"muon": [paths], "adamw": [paths]}`` for a built Muon (ours or Keras's: which
+    variables took the orthogonalised step, which AdamW's), None for any other rule."""
+    optimizer = _inner(optimizer)
+    if hasattr(optimizer, "update_paths"):
+        return optimizer.update_paths()
+    if hasattr(optimizer, "_should_use_adamw"):  # keras.optimizers.Muon
+        paths = {"muon": [], "adamw": []}
+        for variable in optimizer._trainable_variables:
+            paths["adamw" if optimizer._should_use_adamw(variable) else "muon"].append(
+                variable.path)
+        return paths
+    return None

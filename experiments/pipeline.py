@@ -7,6 +7,7 @@ compose API.
 
 from __future__ import annotations
 
+import json
 import sys
 import tempfile
 import time
@@ -303,6 +304,7 @@ def run(cfg: DictConfig, *, overrides: list[str] | None = None,
             config["tracking"]["uri"] = uri
             logger.log_params(tracking.flatten(config))
             logger.log_datasets(tracking.dataset_inputs(splits, data_params))
+            _log_optimizer_paths(logger, optimizer)
             logger.log_metrics(numeric_hyperparameters(cfg), step=0)
             logger.flush()
         folder = ckpt.checkpoint_dir(uri, logger.run_id)
@@ -389,6 +391,23 @@ def _epoch_display(cfg, label: str, n_train: int, progress, hooks: dict):
     return display
 
 
+def _log_optimizer_paths(logger, optimizer):
+    """Tag where the run is evaluated (``evaluation_point``: ``x``, the optimizer's average,
+    or ``weights``), and for Muon log which variable took which path (optimizer/paths.json).
+    """
+    from experiments.optim import evaluation_point_name, update_paths
+
+    logger.set_tags({"evaluation_point": evaluation_point_name(optimizer)})
+    paths = update_paths(optimizer)
+    if paths is not None:
+        logger.set_tags({"muon_variables": len(paths["muon"]),
+                         "adamw_variables": len(paths["adamw"])})
+        with tempfile.TemporaryDirectory() as tmp:
+            file = Path(tmp) / "paths.json"
+            file.write_text(json.dumps(paths, indent=1))
+            logger.log_artifacts([file], "optimizer")
+
+
 def _watch(t, model, optimizer, splits):
     """The ``TrainingWatch`` of ``trainer.curvature_*``/``weights_every_n_steps``, or None."""
     if not (t.curvature_every_n_steps or t.weights_every_n_steps):
@@ -442,5 +461,8 @@ def _log_artifacts(logger, cfg, model, history, overrides, *, resumed: bool,
                              f"trace {spectrum.trace:.3g}, λ_max {spectrum.lambda_max:.3g}")
             logger.log_artifacts(sorted((tmp / "spectrum").iterdir()), "curvature/spectrum")
         if tr.log_model:
-            model.save(tmp / "model.keras")
+            from experiments.trainer import at_evaluation_point
+
+            with at_evaluation_point(model, model.optimizer):  # the model as evaluated
+                model.save(tmp / "model.keras")
             logger.log_artifacts([tmp / "model.keras"], "model")

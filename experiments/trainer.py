@@ -13,6 +13,7 @@ transfer to Python.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ import tensorflow as tf
 import keras
 
 from experiments.curvature import per_example_loss
-from experiments.optim import effective_learning_rates
+from experiments.optim import _inner, effective_learning_rates
 
 EVAL_BATCH = 1024
 
@@ -183,11 +184,13 @@ class Trainer:
 
     # -- Python side ----------------------------------------------------------------
     def evaluate(self, x, y) -> tuple[float, float]:
-        """(mean loss, accuracy) over ``x, y``."""
+        """(mean loss, accuracy) over ``x, y``, at the optimizer's evaluation point
+        (``at_evaluation_point``)."""
         total = np.zeros(2)
-        for i in range(0, len(x), EVAL_BATCH):
-            total += self._eval(tf.constant(x[i:i + EVAL_BATCH]),
-                                tf.constant(y[i:i + EVAL_BATCH])).numpy()
+        with at_evaluation_point(self.model, self.optimizer):
+            for i in range(0, len(x), EVAL_BATCH):
+                total += self._eval(tf.constant(x[i:i + EVAL_BATCH]),
+                                    tf.constant(y[i:i + EVAL_BATCH])).numpy()
         return total[0] / len(x), total[1] / len(x)
 
     def epoch_batches(self, n: int, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
@@ -214,6 +217,27 @@ class Trainer:
                     break
             yield self._chunk(tf.constant(np.stack(batches[i:j]))).numpy()
             i = j
+
+
+@contextlib.contextmanager
+def at_evaluation_point(model, optimizer):
+    """Inside the block the model's trainable weights are the optimizer's evaluation point
+    (``optimizer.evaluation_point(variables)``: Schedule-Free's average x); afterwards the
+    weights it trains (y) are back, bit for bit. Without an evaluation point: nothing moves.
+    """
+    point = getattr(_inner(optimizer), "evaluation_point", None)
+    if point is None:
+        yield
+        return
+    variables = model.trainable_variables
+    trained = [tf.identity(v) for v in variables]
+    for variable, value in zip(variables, point(variables)):
+        variable.assign(value)
+    try:
+        yield
+    finally:
+        for variable, value in zip(variables, trained):
+            variable.assign(value)
 
 
 @dataclass

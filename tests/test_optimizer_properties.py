@@ -67,6 +67,8 @@ def test_zero_gradients_leave_adaptive_weights_unchanged(name):
     @given(hp=HYPER[name], clip=clipping, steps=st.integers(1, 5))
     def check(hp, clip, steps):
         start = (0.5, -1.0, 2.0)
+        if "decoupled_weight_decay" in hp:  # AdamW's shrink acts without a gradient
+            hp = {**hp, "decoupled_weight_decay": 0.0}
         out = _run(name, hp, clip, [[0.0, 0.0, 0.0]] * steps, start)
         np.testing.assert_array_equal(out, np.array(start, dtype=np.float32))
 

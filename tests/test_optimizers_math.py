@@ -202,6 +202,8 @@ def test_float16_zero_gradient_with_vanishing_delta_steps_zero(adaptive_optimize
     for min_size in (0, 2**62):
         monkeypatch.setattr(_base, "FUSED_MIN_SIZE", min_size)
         kwargs = {k: v for k, v in adaptive_optimizer_case.kwargs.items() if k != "epsilon"}
+        if "decoupled_weight_decay" in kwargs:  # AdamW: no shrink, so the weight must stay
+            kwargs["decoupled_weight_decay"] = 0.0
         optimizer = adaptive_optimizer_case.cls(**kwargs)
         init = [np.array([1.0, -1.0, 0.5], dtype="float16")]
         grads = [[np.array([0.0, 0.25, -0.5], dtype="float16")]] * 3
@@ -279,7 +281,8 @@ def test_one_step_by_hand(name, compiled):
 
 # ------------------------------------------------------- equivalences with Keras's own
 
-TWINS = {rule.name: rule for rule in rules.all_rules() if rule.keras is not None}
+TWINS = {rule.name: rule for rule in rules.all_rules()
+         if rule.keras is not None and rule.keras.equal_when is not None}
 
 
 def twin_pair(rule):
@@ -298,6 +301,8 @@ EQUIVALENCE_TOLERANCE = {"float32": (1e-5, 1e-5), "float64": (1e-6, 3e-6)}
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", list(TWINS))
 def test_equals_keras_builtin_under_mapping(name, dtype):
+    if dtype not in TWINS[name].keras.dtypes:
+        pytest.skip(f"keras.optimizers.{TWINS[name].keras.class_name} does not run in {dtype}")
     ours, theirs = twin_pair(TWINS[name])
     init, grads = random_problem(dtype, seed=3)
     actual = run_keras(ours, init, grads)
@@ -449,7 +454,12 @@ def _same_behaviour(a, b):
     ids=["plain", "clipping"],
 )
 def test_config_round_trip(optimizer_case, extra):
-    optimizer = optimizer_case.make(**extra)
+    try:
+        optimizer = optimizer_case.make(**extra)
+    except ValueError as refusal:  # Schedule-Free refuses Keras's decay of y alone
+        assert "use decoupled_weight_decay" in str(refusal)
+        extra = {k: v for k, v in extra.items() if k != "weight_decay"}
+        optimizer = optimizer_case.make(**extra)
     config = optimizer.get_config()
     for key, value in {**optimizer_case.kwargs, **extra}.items():
         if isinstance(value, str):  # pytest.approx refuses non-numbers (pytest >= 9.1)

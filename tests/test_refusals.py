@@ -45,7 +45,7 @@ TRAIN = [
     (["+schedule.decay_rate=0.5"], "schedule.decay_rate is not a key of schedule"),
     (["schedule=linear"], "schedule=linear is not an option: choose one of constant, cosine"),
     # Hydra's own refusals, in one line
-    (["optimizer=adamw"], "optimizer=adamw is not an option: choose one of adagrad, adam"),
+    (["optimizer=adamax"], "optimizer=adamax is not an option: choose one of adagrad, adam"),
     (["dataset=imagenet"], "dataset=imagenet is not an option: choose one of"),
     (["+experiment=nope"], "experiment=nope is not an option: choose one of"),
     (["hydra/launcher=jobl"], "hydra/launcher=jobl is not an option: choose one of basic"),
@@ -57,7 +57,7 @@ TRAIN = [
     (["optimizer=adam,sgd"], "is a sweep: add -m (--multirun)"),
     (["--foo"], "Error: unrecognized arguments: --foo"),
     # every job of a sweep, the sweeper's search space included
-    (["-m", "optimizer=adam,adamw"], "optimizer=adamw is not an option"),
+    (["-m", "optimizer=adam,adamax"], "optimizer=adamax is not an option"),
     (["-m", "optimizer=momentum", "optimizer.momentum=0.5,1.5"],
      "optimizer.momentum=1.5 is out of range"),
     (["-m", "hparams_search=adam_optuna", "optimizer.beta_1=interval(0.5,1.0)"],
@@ -74,7 +74,7 @@ TRAIN = [
 LANDSCAPE = [
     (["landscape=everest"], "landscape=everest is not an option: choose one of beale"),
     (["-m", "landscape=saddle,everest"], "landscape=everest is not an option"),
-    (["optimizers=[adamw]"], "'adamw' is not an optimizer option"),
+    (["optimizers=[adamax]"], "'adamax' is not an optimizer option"),
     (["steps=0"], "steps=0 is out of range"),
     (["+landscape.foo=1"], "landscape.foo is not a key of landscape"),
     (["+optimizer_overrides.momentun=0.5"], "(did you mean optimizer_overrides.momentum?)"),
@@ -82,7 +82,7 @@ LANDSCAPE = [
 ]
 
 SURFACE = [
-    (["optimizers=[sgd,adamw]"], "adamw"),
+    (["optimizers=[sgd,adamax]"], "adamax"),
     (["+trainer.epoch=3"], "(did you mean trainer.epochs?)"),
     (["grid_points=1"], "grid_points=1 is out of range"),
 ]

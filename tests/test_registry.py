@@ -26,8 +26,8 @@ def test_rules_are_discovered_in_order_with_unique_names():
 
 
 def test_unknown_rule_is_refused_naming_the_valid_ones():
-    with pytest.raises(ValueError, match=r"'adamw' is not known: choose one of sgd, momentum"):
-        registry.rule("adamw")
+    with pytest.raises(ValueError, match=r"'adamax' is not known: choose one of sgd, momentum"):
+        registry.rule("adamax")
 
 
 def test_registry_loads_without_tensorflow():

@@ -142,9 +142,11 @@ class KerasTwin:
     cannot vary, with the one value it implements (``keras_<name>.yaml`` sets them; any
     other value is refused). ``equal_when``: values under which the two compute the same
     numbers (up to rounding) although not ``exact``, e.g. ``{"epsilon": 0.0}`` where Keras
-    puts epsilon elsewhere; the twin tests use them. ``effective_learning_rates``: for an
+    puts epsilon elsewhere; the twin tests use them; None: no setting makes them compute
+    the same numbers (``note`` says why). ``effective_learning_rates``: for an
     adaptive rule, the built-in's per-weight rate in its own conventions (a function of
-    the Keras optimizer, importing Keras only when called).
+    the Keras optimizer, importing Keras only when called). ``dtypes``: the variable dtypes
+    the built-in runs in.
     """
 
     class_name: str
@@ -153,8 +155,9 @@ class KerasTwin:
     refusal: Callable[[Mapping[str, Any]], str | None] | None = None
     note: str = ""
     fixed: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    equal_when: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    equal_when: Mapping[str, Any] | None = dataclasses.field(default_factory=dict)
     effective_learning_rates: Callable[[Any], list] | None = None
+    dtypes: tuple[str, ...] = ("float32", "float64")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,6 +170,8 @@ class Rule:
     reference class; ``learning_rate`` the default η; ``adaptive``: the class has
     ``effective_learning_rates()``. ``test_arguments``: hyperparameters under which every
     term of the rule matters (the parametrised tests use them).
+    ``base_weight_decay_refusal``: why the class refuses Keras's base ``weight_decay``
+    (empty: it takes it, applied before the rule).
     """
 
     name: str
@@ -183,6 +188,7 @@ class Rule:
     keras: KerasTwin | None = None
     no_keras_reason: str = ""
     test_arguments: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    base_weight_decay_refusal: str = ""
 
     def __post_init__(self):
         if self.keras is None and not self.no_keras_reason:

@@ -1,0 +1,66 @@
+"""AdamW: decoupled weight decay, then the lecture's Adam (Loshchilov & Hutter 2019)."""
+
+import keras
+from keras import ops
+
+from custom_optimizers._checks import check_hyperparameter
+from custom_optimizers.adam import Adam
+
+
+@keras.saving.register_keras_serializable(package="custom_optimizers")
+class AdamW(Adam):
+    r"""AdamW: ``W <- W (1 - lr*lambda)``, then Adam's ``W -= lr / (delta + sqrt(r̂)) * v̂``.
+
+    Formula card (Loshchilov & Hutter 2019, "Decoupled Weight Decay Regularization";
+    ``torch.optim.AdamW``)::
+
+        W'     = W(t) (1 - ε λ)                                  (decoupled decay first)
+        v(t)   = ρ1 v(t-1) + (1 - ρ1) g(t)              v(0) = 0
+        r(t)   = ρ2 r(t-1) + (1 - ρ2) g(t)²             r(0) = 0
+        W(t+1) = W' - ε / (δ + sqrt(r(t)/(1 - ρ2^t))) v(t)/(1 - ρ1^t)
+
+    * ε → ``learning_rate`` (default 0.001), ρ1 → ``beta_1`` (0.9), ρ2 → ``beta_2``
+      (0.999), δ → ``epsilon`` (1e-7), outside the corrected root as in the lecture's
+      Adam, λ → ``decoupled_weight_decay`` (0.01, PyTorch's default).
+    * The gradient g is the loss's alone: the decay shrinks the weights directly instead
+      of entering g as an L2 term, so Adam's 1/sqrt(r̂) does not rescale it (an L2 term
+      ``λW`` in g would be divided by sqrt(r̂) like the rest: weights with large gradients
+      would be decayed less).
+    * The decay is one pass over the weights, Adam's step one kernel. Keras's base
+      ``weight_decay`` is still there, as for every rule, applied before it.
+    * Differs from ``keras.optimizers.AdamW(ε, weight_decay=λ, ρ1, ρ2, epsilon=δ)`` only
+      where Adam's twin does: Keras adds its epsilon to the uncorrected sqrt(r).
+
+    Args:
+        learning_rate: ε.
+        beta_1, beta_2, epsilon: as in ``Adam``.
+        decoupled_weight_decay: λ >= 0; the weights shrink by the factor ``1 - ελ`` per step.
+        clip_threshold, clip_mode, **kwargs: see ``LectureOptimizer``.
+    """
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 decoupled_weight_decay=0.01, clip_threshold=None, clip_mode="norm",
+                 name="adamw", **kwargs):
+        kwargs.pop("bias_correction", None)  # always on (from_config hands it back)
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, True, clip_threshold,
+                         clip_mode, name=name, **kwargs)
+        self.decoupled_weight_decay = check_hyperparameter(
+            "decoupled_weight_decay", decoupled_weight_decay)
+
+    def update_step(self, gradient, variable, learning_rate):
+        """``W *= 1 - ελ``, then Adam's ``update_step`` (its ``_run_kernel``).
+
+        The shrink is its own pass over the weights, as in Keras's AdamW: fused into
+        Adam's kernel, XLA contracts ``W(1-ελ) - step`` into a fused multiply-add in some
+        paths and not in others (1 ulp apart between the plain and guarded divisions).
+        """
+        lr = ops.cast(learning_rate, variable.dtype)
+        self.assign(variable, ops.multiply(variable, 1.0 - lr * self.decoupled_weight_decay))
+        super().update_step(gradient, variable, learning_rate)
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("bias_correction")
+        config["decoupled_weight_decay"] = self.decoupled_weight_decay
+        return config
+
