@@ -71,12 +71,12 @@ def register_schemas() -> None:
 
 
 def _compose_optimizer(option: str) -> DictConfig:
-    from experiments.landscapes.config import _compose_option, optimizer_options
+    from experiments.landscapes.config import compose_option, optimizer_options
 
     if option not in optimizer_options():
         raise ConfigError(f"optimizers: {option!r} is not an optimizer option: choose from "
                           f"{', '.join(optimizer_options())}")
-    return _compose_option(option)
+    return compose_option(option)
 
 
 def train_configs(cfg: DictConfig) -> dict[str, DictConfig]:
@@ -352,7 +352,7 @@ def run(cfg: DictConfig, *, train: dict[str, DictConfig] | None = None,
     ``run_id``/``tracking_uri`` when tracked and the training runs' ids (``runs``).
     """
     from experiments import tracking
-    from experiments.landscapes.pipeline import _output_dir
+    from experiments.landscapes.pipeline import output_dir
     from experiments.progress import Progress
 
     start = time.perf_counter()
@@ -398,7 +398,7 @@ def run(cfg: DictConfig, *, train: dict[str, DictConfig] | None = None,
                             grid_points=cfg.grid_points, span=cfg.span,
                             plane_points=cfg.plane_points, plane_margin=cfg.plane_margin,
                             seed=cfg.seed, tick=bar.update)
-        folder = _output_dir(cfg)
+        folder = output_dir(cfg)
         folder.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(folder / "surface.npz", **grids)
         title = f"{base.model.name} on {base.dataset.name}"

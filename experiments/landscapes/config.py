@@ -112,7 +112,7 @@ def optimizer_options() -> list[str]:
     return sorted(p.stem for p in (CONF / "optimizer").glob("*.yaml"))
 
 
-def _compose_option(option: str) -> DictConfig:
+def compose_option(option: str) -> DictConfig:
     """The ``optimizer`` option ``option`` as Hydra composes it (schema, defaults, YAML)."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
@@ -147,7 +147,7 @@ def optimizer_configs(cfg: DictConfig) -> dict[str, dict]:
         if option not in options:
             raise ConfigError(f"optimizers: {option!r} is not an optimizer option: choose "
                               f"from {', '.join(options)}")
-        opt = _compose_option(option)
+        opt = compose_option(option)
         opt.learning_rate = rates.get(opt.name, registry.rule(opt.name).landscape_learning_rate)
         for key, value in overrides.items():
             if key in opt:
