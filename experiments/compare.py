@@ -39,7 +39,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from experiments import markdown, registry, tracking
-from experiments.cli import EXIT_BAD_INPUT, EXIT_FAILED
+from experiments.cli import EXIT_FAILED, refuse
 from experiments.plotting import pyplot, rule_style
 from experiments.run_status import ended_run
 
@@ -47,17 +47,13 @@ RUN_TYPE_TAG = "run_type"
 COMPARISON = "comparison"
 HISTORY_THREADS = 8
 NOTE_CHARS = 7900  # the run description (a tag: MLflow keeps 8000 characters)
-EXIT_NO_RUNS = EXIT_FAILED  # experiments.cli's table of exit codes
 # Params that differ between the seeds of one configuration without making it another one.
 SEED_PARAMS = ("trainer.seed", "tracking.", "hydra.")
 
 
 class CompareError(Exception):
-    """Bad input or an empty selection: one line for the user, no traceback."""
-
-    def __init__(self, message: str, exit_code: int = EXIT_BAD_INPUT):
-        super().__init__(message)
-        self.exit_code = exit_code
+    """Bad input or an empty selection, refused before anything is written: one line for
+    the user and exit code 2 (``experiments.cli.refuse``), no traceback."""
 
 
 # ---------------------------------------------------------------------------- selection
@@ -156,7 +152,7 @@ def latest_sweep(client, experiment_id: str) -> str:
         token = page.token
         if not token:
             raise CompareError("no run in this experiment belongs to a sweep (runs of "
-                               "`python -m experiments.train -m ...` do)", EXIT_NO_RUNS)
+                               "`python -m experiments.train -m ...` do)")
 
 
 def select_runs(client, sel: Selection) -> tuple[list, int]:
@@ -166,7 +162,7 @@ def select_runs(client, sel: Selection) -> tuple[list, int]:
     if experiment is None:
         names = sorted(e.name for e in client.search_experiments())
         raise CompareError(f"no experiment named '{sel.experiment}' in the store; it has: "
-                           + (", ".join(names) or "none"), EXIT_NO_RUNS)
+                           + (", ".join(names) or "none"))
     sweeps: Sequence[str] = ()
     if sel.sweep == "latest":
         sel.sweep = latest_sweep(client, experiment.experiment_id)
@@ -182,7 +178,7 @@ def select_runs(client, sel: Selection) -> tuple[list, int]:
     skipped = len(found) - len(runs)
     if not runs:
         extra = f" ({skipped} comparison runs left out)" if skipped else ""
-        raise CompareError(f"no runs match {sel.describe()}{extra}", EXIT_NO_RUNS)
+        raise CompareError(f"no runs match {sel.describe()}{extra}")
     return runs, skipped
 
 
@@ -600,8 +596,7 @@ def compare(sel: Selection, *, uri: str | None = None, out_dir: Path | None = No
     uri = tracking.resolve_tracking_uri(uri)
     db = tracking.local_store_path(uri)
     if db is not None and not db.exists():
-        raise CompareError(f"no tracking store at {db} (train something first, or pass --uri)",
-                           EXIT_NO_RUNS)
+        raise CompareError(f"no tracking store at {db} (train something first, or pass --uri)")
     if db is None:  # a server: a short health check instead of MLflow's minutes of retries
         try:
             tracking.probe_store(uri)
@@ -684,7 +679,7 @@ def _log_comparison(uri, sel, result, n_runs, target_loss, target_metric, smooth
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, not usage + error
-        self.exit(EXIT_BAD_INPUT, f"Error: {message} (see --help)\n")
+        refuse(f"{message} (see --help)", prefix="Error")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -738,15 +733,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                          group_by=args.group_by, plots=not args.no_plots,
                          log_run=not args.no_log, progress=say)
     except CompareError as err:
-        say(f"Error: {err}")
-        return err.exit_code
+        refuse(str(err), prefix="Error")
     except KeyboardInterrupt:
         say("Interrupted.")
         return 130
     except Exception as err:  # the store unreachable, a broken database, ...
         first = (str(err).strip().splitlines() or [""])[0]
         say(f"Error: {type(err).__name__}: {tracking.redact(first[:500])}")
-        return 1
+        return EXIT_FAILED
     print(result.table)
     for note in result.notes:
         say(f"Note: {note}")

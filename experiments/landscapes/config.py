@@ -13,8 +13,8 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from experiments import registry
-from experiments.config import (OPTIMIZERS, ConfigError, TrackingSchema, check_range,
-                                validate_optimizer)
+from experiments.config import (MAX_SEED, OPTIMIZERS, ConfigError, TrackingSchema,
+                                check_range, validate_optimizer)
 from experiments.landscapes.functions import LANDSCAPES
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
@@ -207,6 +207,7 @@ def validate(cfg: DictConfig) -> dict[str, dict]:
     check_range("grid_points", cfg.grid_points, low=2)
     check_range("greedy_evaluations", cfg.greedy_evaluations, low=1)
     check_range("gif_frames", cfg.gif_frames, low=2)
+    check_range("seed", cfg.seed, low=0, high=MAX_SEED)
     check_range("tracking.log_every_n_steps", cfg.tracking.log_every_n_steps, low=1)
     if cfg.optimizers is not None and not cfg.optimizers:
         raise ConfigError("optimizers is empty: list at least one optimizer option, or null "

@@ -124,6 +124,7 @@ def run(cfg: DictConfig, *, optimizers: dict[str, dict] | None = None,
     parent, uri = None, None
     if tr.enabled:
         uri = tracking.resolve_tracking_uri(tr.uri)
+        tracking.probe_store(uri)  # TrackingUnavailable before any run or picture exists
         tags = {"landscape": ls.name, "kind": "landscape", **(sweep or {}),
                 **{str(k): str(v) for k, v in tr.tags.items()}}
         parent = tracking.RunLogger.start(uri, tr.experiment_name,
