@@ -17,7 +17,8 @@ class Momentum(LectureOptimizer):
         v(t)   = α v(t-1) + (1 - α) g(t)        v(0) = 0
         W(t+1) = W(t) - η v(t)
 
-    * η → ``learning_rate`` (default 0.01), α → ``momentum`` in [0, 1) (default 0.9);
+    * η → ``learning_rate`` (default 0.1: the step of Keras's default ``SGD(0.01,
+      momentum=0.9)``, see below), α → ``momentum`` in [0, 1) (default 0.9);
       α = 0 is plain gradient descent.
     * v is an average of past gradients, so a step is never longer than ``lr * max|g|``.
     * Differs from ``keras.optimizers.SGD(momentum=m)``, whose buffer is
@@ -31,7 +32,7 @@ class Momentum(LectureOptimizer):
         clip_threshold, clip_mode, **kwargs: see ``LectureOptimizer``.
     """
 
-    def __init__(self, learning_rate=0.01, momentum=0.9, clip_threshold=None, clip_mode="norm",
+    def __init__(self, learning_rate=0.1, momentum=0.9, clip_threshold=None, clip_mode="norm",
                  name="momentum", **kwargs):
         super().__init__(learning_rate, clip_threshold, clip_mode, name=name, **kwargs)
         self.momentum = check_hyperparameter("momentum", momentum)

@@ -21,7 +21,8 @@ class Nesterov(LectureOptimizer):
     that the step needs only the gradient at the current weights: the step takes the
     *new* average one more momentum step ahead.
 
-    * η → ``learning_rate`` (default 0.01), α → ``momentum`` in [0, 1) (default 0.9).
+    * η → ``learning_rate`` (default 0.1, as ``Momentum``), α → ``momentum`` in [0, 1)
+      (default 0.9).
     * ``Nesterov(η, α) == keras.optimizers.SGD(η*(1-α), α, nesterov=True)`` for a
       constant learning rate.
 
@@ -31,7 +32,7 @@ class Nesterov(LectureOptimizer):
         clip_threshold, clip_mode, **kwargs: see ``LectureOptimizer``.
     """
 
-    def __init__(self, learning_rate=0.01, momentum=0.9, clip_threshold=None, clip_mode="norm",
+    def __init__(self, learning_rate=0.1, momentum=0.9, clip_threshold=None, clip_mode="norm",
                  name="nesterov", **kwargs):
         super().__init__(learning_rate, clip_threshold, clip_mode, name=name, **kwargs)
         self.momentum = check_hyperparameter("momentum", momentum)

@@ -98,3 +98,25 @@ def test_keras_twin_translation_builds_the_builtin(rule):
     assert optimizer.clipnorm == 2.0
     assert rule.keras_refusal({"clip_threshold": 1.0, "clip_mode": "sign"}).startswith(
         "optimizer.clip_mode=sign has no Keras counterpart")
+
+
+@pytest.mark.parametrize("option", registry.optimizer_names())
+def test_optimizer_option_trains_at_the_rules_defaults(option):
+    """One value per hyperparameter, written once in the rule: ``optimizer=<option>``
+    composes to the registry's defaults (which the class signature shows, see above), a
+    Keras twin's option adds only the values its built-in fixes, and no YAML restates a
+    default."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    import experiments.train  # noqa: F401  (registers the schemas)
+
+    name, implementation = registry.parse_option(option)
+    rule = registry.rule(name)
+    fixed = dict(rule.keras.fixed) if implementation == "keras" else {}
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        opt = OmegaConf.to_container(compose("train", [f"optimizer={option}"]).optimizer)
+    assert {k: opt[k] for k in rule.defaults()} == {**rule.defaults(), **fixed}
+    assert (opt["name"], opt["implementation"]) == (name, implementation)
+    yaml = OmegaConf.load(ROOT / "conf" / "optimizer" / f"{option}.yaml")
+    assert set(yaml) & set(rule.defaults()) <= set(fixed), "a default written twice"
