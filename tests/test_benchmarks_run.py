@@ -29,20 +29,13 @@ def test_startup_benchmark_times_the_fast_paths():
 
 
 def test_help_lists_every_group_without_tensorflow():
-    import subprocess
-    import sys
+    from light import run_light
 
-    from experiments.tracking import PROJECT_ROOT
-
-    code = ("import sys, runpy; sys.argv=['train', '--help']\n"
-            "try:\n    runpy.run_module('experiments.train', run_name='__main__')\n"
-            "except SystemExit as e:\n    assert e.code == 0\n"
-            "assert 'tensorflow' not in sys.modules and 'mlflow' not in sys.modules\n")
-    out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True,
-                         text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
+    stdout = run_light("import sys, runpy; sys.argv=['train', '--help']\n"
+                       "try:\n    runpy.run_module('experiments.train', run_name='__main__')\n"
+                       "except SystemExit as e:\n    assert e.code == 0\n")
     for line in ("optimizer:", "keras_adam", "dataset:", "mnist1d", "model:", "trainer:"):
-        assert line in out.stdout
+        assert line in stdout
 
 
 def test_report_replaces_only_its_section():

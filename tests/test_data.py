@@ -11,8 +11,6 @@ import os
 import pickle
 import socket
 import struct
-import subprocess
-import sys
 import tarfile
 import time
 from pathlib import Path
@@ -30,7 +28,6 @@ from experiments.data import (
     load_dataset,
 )
 
-REPO = Path(__file__).resolve().parents[1]
 OFFLINE = ("digits", "breast_cancer", "mnist5k", "mnist1d", "noisy_quadratic")
 ONLINE = ("mnist", "fashion_mnist", "cifar10")
 
@@ -68,26 +65,18 @@ def offline(shared_cache):
 
 def test_import_and_unavailable_path_stay_light(tmp_path):
     """Importing the module, validating params and a missing online dataset import no TF."""
-    code = (
-        "import sys\n"
-        "import experiments.data as d\n"
-        "heavy = ('tensorflow', 'keras', 'sklearn', 'mlxtend', 'mnist1d')\n"
-        "assert not [m for m in heavy if m in sys.modules], [m for m in heavy if m in sys.modules]\n"
-        "d.check_params('mnist', limit=5)\n"
-        "try:\n"
-        f"    d.load_dataset('mnist', cache_dir={str(tmp_path / 'c')!r})\n"
-        "except d.DatasetUnavailable:\n"
-        "    pass\n"
-        "else:\n"
-        "    raise SystemExit('no DatasetUnavailable')\n"
-        "assert not [m for m in heavy if m in sys.modules], [m for m in heavy if m in sys.modules]\n"
-    )
-    env = {**os.environ, "KERAS_HOME": str(tmp_path / "keras"), "PYTHONPATH": str(REPO)}
+    from light import run_light
+
     (tmp_path / "keras").mkdir()
-    result = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
+    run_light("import experiments.data as d\n"
+              "d.check_params('mnist', limit=5)\n"
+              "try:\n"
+              f"    d.load_dataset('mnist', cache_dir={str(tmp_path / 'c')!r})\n"
+              "except d.DatasetUnavailable:\n"
+              "    pass\n"
+              "else:\n"
+              "    raise SystemExit('no DatasetUnavailable')\n",
+              env={**os.environ, "KERAS_HOME": str(tmp_path / "keras")})
 
 
 # --------------------------------------------------------------------------------------

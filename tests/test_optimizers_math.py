@@ -138,11 +138,13 @@ def test_eager_and_graph_agree(optimizer_case):
     assert_weights_close(eager, graph, 1e-14, 1e-14)
 
 
-def test_fused_kernel_and_xla_paths_agree(kernel_optimizer_case, monkeypatch):
-    """The three ways a kernel rule's update can run give the same weights: plain ops
-    in a graph, the update alone as one XLA cluster (what large variables get, forced here
-    for small ones) and the whole step under XLA; in float64 to rounding, and all three
-    follow the reference."""
+def test_fused_kernel_and_xla_paths_agree(optimizer_case, monkeypatch):
+    """The three ways a rule's update can run give the same weights: plain ops in a graph,
+    the update alone as one XLA cluster (what large variables get from
+    ``LectureOptimizer._run_kernel``, forced here for small ones) and the whole step under
+    XLA; in float64 to rounding, and all three follow the reference. Every rule of the
+    registry: the ones on TensorFlow's fused training ops (SGD, momentum) have no
+    separate kernel path, and their three runs agree as well."""
     from custom_optimizers import _base
 
     dtype = "float64"
@@ -150,12 +152,12 @@ def test_fused_kernel_and_xla_paths_agree(kernel_optimizer_case, monkeypatch):
     runs = {}
     for path, min_size, jit in [("plain", 2**62, False), ("fused", 0, False), ("xla", 0, True)]:
         monkeypatch.setattr(_base, "FUSED_MIN_SIZE", min_size)
-        runs[path] = run_keras(kernel_optimizer_case.make(clip_threshold=4.0), init, grads,
+        runs[path] = run_keras(optimizer_case.make(clip_threshold=4.0), init, grads,
                                jit_compile=jit)
     assert_weights_close(runs["fused"], runs["plain"], 1e-14, 1e-14)
     assert_weights_close(runs["xla"], runs["plain"], 1e-14, 1e-14)
     rtol, atol = TOLERANCE[dtype]
-    reference_run = kernel_optimizer_case.reference(clip_threshold=4.0)
+    reference_run = optimizer_case.reference(clip_threshold=4.0)
     assert_weights_close(runs["fused"], run_reference(reference_run, init, grads), rtol, atol)
 
 

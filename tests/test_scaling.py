@@ -93,10 +93,15 @@ def test_submitit_local_sweep_lands_two_finished_runs(tmp_path):
 
 # ----------------------------------------------------------------------------- Optuna
 def test_every_rule_has_a_search_preset():
+    """One preset per rule module on disk and per ``conf/optimizer`` option of a custom
+    rule: lists made without the registry."""
     from hydra.core.config_store import ConfigStore
 
-    stored = ConfigStore.instance().list("hparams_search")
-    assert sorted(name.removesuffix(".yaml") for name in stored) == PRESETS
+    stored = sorted(n.removesuffix(".yaml") for n in ConfigStore.instance().list("hparams_search"))
+    modules = (ROOT / "custom_optimizers" / "rules").glob("[!_]*.py")
+    assert stored == sorted(f"{p.stem}_optuna" for p in modules)
+    options = (ROOT / "conf" / "optimizer").glob("*.yaml")
+    assert stored == sorted(f"{p.stem}_optuna" for p in options if not p.stem.startswith("keras_"))
 
 
 @pytest.mark.parametrize("preset", PRESETS)
