@@ -80,7 +80,7 @@ LANDSCAPE = [
     (["+optimizer_overrides.momentun=0.5"], "(did you mean optimizer_overrides.momentum?)"),
     (["schedule=cosine", "schedule.alpha=3"], "schedule.alpha=3.0 is out of range"),
     (["seed=-1"], "seed=-1 is out of range: valid values are in [0, 4294967295]"),
-    (["tracking.uri=sqlite:////proc/no-store/mlflow.db"],
+    (["optimizers=[sgd]", "tracking.uri=sqlite:////proc/no-store/mlflow.db"],
      "Error: cannot create the tracking store folder /proc/no-store"),
 ]
 
