@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from benchmarks import startup, training
 
 
+@pytest.mark.slow
 def test_training_benchmark_reports_all_paths():
     rows = training.measure(epochs=1, repeats=1)
     assert [r[0] for r in rows] == [
@@ -21,6 +24,7 @@ def test_training_benchmark_reports_all_paths():
     assert "| product, tracked |" in training.table(rows)
 
 
+@pytest.mark.slow
 def test_startup_benchmark_times_the_fast_paths():
     rows = dict(startup.measure(repeats=1, include_run=False))
     assert set(rows) >= {"experiments.train --help", "import tensorflow",
@@ -28,6 +32,7 @@ def test_startup_benchmark_times_the_fast_paths():
     assert all(s > 0 for s in rows.values())
 
 
+@pytest.mark.slow
 def test_help_lists_every_group_without_tensorflow():
     from light import run_light
 

@@ -98,6 +98,7 @@ def by_label(result):
     return {r.label["optimizer"]: r for r in result.rows}
 
 
+@pytest.mark.slow
 def test_table_numbers_match_the_logged_metrics(store, tmp_path):
     result = run_compare(store, tmp_path)
     rows = by_label(result)
@@ -154,6 +155,7 @@ def test_files_are_written_and_agree(store, tmp_path):
     assert "adam − keras_adam" in result.table and "0.0300 ± 0.0000" in result.table
 
 
+@pytest.mark.slow
 def test_plots_are_valid_pngs(store, tmp_path):
     from PIL import Image
 
@@ -168,6 +170,7 @@ def test_plots_are_valid_pngs(store, tmp_path):
             assert im.size[0] >= 600 and im.size[1] >= 300
 
 
+@pytest.mark.slow
 def test_comparison_run_is_logged_and_never_selected(store, tmp_path):
     result = run_compare(store, tmp_path, log_run=True, plots=True)
     c = client(store)
@@ -202,6 +205,7 @@ def test_selection_by_optimizers_latest_sweep_and_filter(store, tmp_path):
     assert SWEEP in compare.sweep_spellings(str(Path.cwd() / SWEEP))
 
 
+@pytest.mark.slow
 def test_missing_metrics_are_reported(store, tmp_path):
     notes = run_compare(store, tmp_path).notes
     assert any(n.startswith("metric 'val_accuracy' is missing in 1 of") and "sgd-s1" in n
@@ -268,6 +272,7 @@ def test_main_prints_table_notes_and_where_things_went(store, tmp_path, capsys, 
     assert "Note: metric 'val_accuracy' is missing" in err
 
 
+@pytest.mark.slow
 def test_command_line_error_has_no_traceback(store):
     env = dict(os.environ, MLFLOW_TRACKING_URI=store)
     empty = subprocess.run([sys.executable, "-m", "experiments.compare", "--experiment",

@@ -98,6 +98,7 @@ def test_registry():
 
 
 @pytest.mark.parametrize("name", OFFLINE)
+@pytest.mark.slow
 def test_offline_dataset_shapes_and_dtypes(offline, name):
     splits = offline[0][name]
     shape, classes, kind, sizes = EXPECTED[name]
@@ -148,6 +149,7 @@ def test_split_rows_are_the_source_rows(tmp_path):
     assert 0.0 <= splits.x_train.min() and splits.x_train.max() <= 1.0
 
 
+@pytest.mark.slow
 def test_mnist1d_uses_the_benchmark_test_split(offline, monkeypatch, tmp_path):
     from mnist1d.data import get_dataset_args, make_dataset
 
@@ -560,6 +562,7 @@ def test_cifar10_from_an_extracted_folder(layout, keras_home, no_network, monkey
     _check_against_source(splits, x_train, y_train, x_test, y_test, (32, 32, 3))
 
 
+@pytest.mark.slow
 def test_cifar10_from_the_keras_archive(keras_home, no_network, monkeypatch, tmp_path):
     """The tarball route runs the real keras.datasets.cifar10.load_data().
 

@@ -65,6 +65,7 @@ def test_compatibility():
     [(n, s) for n in GENERIC + PRESETS for s in SHAPES if _compatible(n, s)],
     ids=lambda v: v if isinstance(v, str) else "x".join(map(str, v)),
 )
+@pytest.mark.slow
 def test_builds_outputs_logits_and_trains_one_step(keras, name, shape):
     num_classes = 2 if shape == (30,) else 10
     model = build_model(name, shape, num_classes)
@@ -152,6 +153,7 @@ def test_torch_initialisation_bounds(keras):
     assert not plain.get_layer("conv_1").bias.numpy().any()  # Keras init: zero biases
 
 
+@pytest.mark.slow
 def test_mnist1d_presets_train_in_graph_mode(keras):
     """One compiled (tf.function) step, as the trainer runs them (the GRU's eager step above
     is enough for it: tracing a GRU costs seconds)."""

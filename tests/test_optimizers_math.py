@@ -138,6 +138,7 @@ def test_eager_and_graph_agree(optimizer_case):
     assert_weights_close(eager, graph, 1e-14, 1e-14)
 
 
+@pytest.mark.slow
 def test_fused_kernel_and_xla_paths_agree(optimizer_case, monkeypatch):
     """The three ways a rule's update can run give the same weights: plain ops in a graph,
     the update alone as one XLA cluster (what large variables get from
@@ -161,6 +162,7 @@ def test_fused_kernel_and_xla_paths_agree(optimizer_case, monkeypatch):
     assert_weights_close(runs["fused"], run_reference(reference_run, init, grads), rtol, atol)
 
 
+@pytest.mark.slow
 def test_plain_and_guarded_division_agree(adaptive_optimizer_case, monkeypatch):
     """Where δ cannot vanish the kernel divides plainly; forcing ``divide_no_nan`` there
     gives bit-identical weights, in float32 and float64."""
@@ -299,6 +301,7 @@ EQUIVALENCE_TOLERANCE = {"float32": (1e-5, 1e-5), "float64": (1e-6, 3e-6)}
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", list(TWINS))
+@pytest.mark.slow
 def test_equals_keras_builtin_under_mapping(name, dtype):
     ours, theirs = twin_pair(TWINS[name])
     init, grads = random_problem(dtype, seed=3)
@@ -522,6 +525,7 @@ def test_clip_gradient_under_xla():
     np.testing.assert_allclose(clip(g, 1.0, "sign").numpy(), [[1, -1], [0, 0]])
 
 
+@pytest.mark.slow
 def test_threshold_not_reached_leaves_update_untouched(optimizer_case):
     init, grads = random_problem("float32", steps=10, seed=6)
     largest = max(np.linalg.norm(g) for step in grads for g in step)
@@ -537,6 +541,7 @@ def _some_norms_exceed(grads, u, factor=1.5):
 
 
 @pytest.mark.parametrize("clip_mode", co.CLIP_MODES)
+@pytest.mark.slow
 def test_no_double_clipping_with_keras_clipnorm(optimizer_case, clip_mode):
     """Keras's ``clipnorm=u`` leaves every tensor with norm u (to rounding: up to about one
     ulp above u); the lecture's clipping at the same u must then do nothing, in either mode.
@@ -555,6 +560,7 @@ def test_no_double_clipping_with_keras_clipnorm(optimizer_case, clip_mode):
 
 
 @pytest.mark.parametrize("clip_mode", co.CLIP_MODES)
+@pytest.mark.slow
 def test_no_double_clipping_with_keras_global_clipnorm(optimizer_case, clip_mode):
     u = 1.7
     init, grads = random_problem("float32", steps=10, seed=8)

@@ -75,6 +75,7 @@ def test_slurm_config_is_accepted_by_submitit(tmp_path, monkeypatch):
     assert "--gpus" not in script and "--partition" not in script, script
 
 
+@pytest.mark.slow
 def test_submitit_local_sweep_lands_two_finished_runs(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     sweep = tmp_path / "sweep"
@@ -105,6 +106,7 @@ def test_every_rule_has_a_search_preset():
 
 
 @pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.slow
 def test_search_space_stays_inside_the_valid_ranges(preset):
     """Both ends of every searched interval make a config that ``validate`` accepts, for
     the custom optimizer and its Keras twin, and the space is the rule's own."""
@@ -125,6 +127,7 @@ def test_search_space_stays_inside_the_valid_ranges(preset):
                 validate(hydra_cfg(f"optimizer={option}", f"{key}={end}"))
 
 
+@pytest.mark.slow
 def test_optuna_study_trials_are_runs_grouped_under_the_study(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     sweep = tmp_path / "study"

@@ -90,6 +90,7 @@ def _keras_loss(model, theta, x, y):
     return float(loss(y, model(x, training=False)))
 
 
+@pytest.mark.slow
 def test_tiny_surface_is_tracked_and_its_grids_are_the_models_loss(tmp_path, shared_store):
     from mlflow.tracking import MlflowClient
 
