@@ -67,12 +67,12 @@ def _variants(tmp: Path, overrides=()):
     from experiments.data import load_dataset
     from experiments.models import build_model
     from experiments.optim import build_optimizer
-    from experiments.pipeline import TrackedHooks, _seed_everything
+    from experiments.pipeline import TrackedHooks, seed_everything
     from experiments.trainer import Progress, Trainer, fit
 
     cfg = _config(overrides)
     t = cfg.trainer
-    _seed_everything(t.seed, t.deterministic)
+    seed_everything(t.seed, t.deterministic)
     data = OmegaConf.to_container(cfg.dataset)
     splits = load_dataset(data.pop("name"), **data)
     model_params = OmegaConf.to_container(cfg.model)

@@ -17,7 +17,7 @@ class AdaGrad(AdaptiveLectureOptimizer):
         η_j(t) = ε / (δ + sqrt(r_j(t)))                 (effective learning rate)
         W(t+1) = W(t) - η(t) g(t)
 
-    * ε → ``learning_rate`` (default 0.01), δ → ``epsilon`` (default 1e-7), added
+    * ε → ``learning_rate`` (default 0.05, the lab's), δ → ``epsilon`` (default 1e-7), added
       *outside* the square root. r only grows, so the effective learning rate only falls.
     * Differs from ``keras.optimizers.Adagrad``, whose accumulator starts at 0.1 and whose
       epsilon sits inside the root (``lr * g / sqrt(acc + eps)``): the two agree when
@@ -30,7 +30,7 @@ class AdaGrad(AdaptiveLectureOptimizer):
         clip_threshold, clip_mode, **kwargs: see ``LectureOptimizer``.
     """
 
-    def __init__(self, learning_rate=0.01, epsilon=1e-7, clip_threshold=None, clip_mode="norm",
+    def __init__(self, learning_rate=0.05, epsilon=1e-7, clip_threshold=None, clip_mode="norm",
                  name="adagrad", **kwargs):
         super().__init__(learning_rate, clip_threshold, clip_mode, name=name, **kwargs)
         self.epsilon = check_hyperparameter("epsilon", epsilon)

@@ -17,7 +17,7 @@ class Lion(LectureOptimizer):
         W(t+1) = W(t) - η u(t)
         m(t)   = β2 m(t-1) + (1 - β2) g(t)              m(0) = 0
 
-    * η → ``learning_rate`` (default 1e-4: the paper uses 3-10x smaller rates than for
+    * η → ``learning_rate`` (default 3e-4: the paper uses 3-10x smaller rates than for
       AdamW, since every weight moves by exactly η per step), β1 → ``beta_1`` (0.9),
       β2 → ``beta_2`` (0.99), both in [0, 1); β1 = 0 is sign descent (signSGD).
     * The lecture's sign clipping ``sign(g) u`` taken to its limit: every step is clipped,
@@ -36,7 +36,7 @@ class Lion(LectureOptimizer):
         clip_threshold, clip_mode, **kwargs: see ``LectureOptimizer``.
     """
 
-    def __init__(self, learning_rate=1e-4, beta_1=0.9, beta_2=0.99, clip_threshold=None,
+    def __init__(self, learning_rate=3e-4, beta_1=0.9, beta_2=0.99, clip_threshold=None,
                  clip_mode="norm", name="lion", **kwargs):
         super().__init__(learning_rate, clip_threshold, clip_mode, name=name, **kwargs)
         self.beta_1 = check_hyperparameter("beta_1", beta_1)

@@ -5,8 +5,9 @@ import math
 import keras
 from keras import ops
 
-from custom_optimizers._base import AdaptiveLectureOptimizer, moving_average, step_divide
+from custom_optimizers._base import moving_average, step_divide
 from custom_optimizers._checks import check_hyperparameter
+from custom_optimizers.adam import Adam
 
 # Terms of the series for log Π(1 - 0.5 q^i) (see ``_momentum_products``): the k-th term is
 # at most t 0.5^k / k, below 1e-16 of the sum for k > 60 while the product is above 1e-300.
@@ -14,7 +15,7 @@ _SERIES_TERMS = 64
 
 
 @keras.saving.register_keras_serializable(package="custom_optimizers")
-class NAdam(AdaptiveLectureOptimizer):
+class NAdam(Adam):
     r"""NAdam: Adam whose momentum looks one step ahead, with a warming-up momentum.
 
     Formula card (Dozat 2016, "Incorporating Nesterov Momentum into Adam"; as PyTorch's
@@ -40,6 +41,9 @@ class NAdam(AdaptiveLectureOptimizer):
     * The products Π μ(i) are computed from t in closed form (a fast-converging series),
       so the optimizer keeps no state beyond v and r and every step is independent of how
       the steps were batched, replicated or accumulated.
+    * Composed from ``Adam`` where the math is Adam's: the hyperparameters ρ1, ρ2, δ and
+      their checks, the state v and r, and ``effective_learning_rates`` (Adam's with bias
+      correction, which is always on here). The step and the config are its own.
 
     Args:
         learning_rate: ε.
@@ -53,19 +57,10 @@ class NAdam(AdaptiveLectureOptimizer):
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
                  momentum_decay=0.004, clip_threshold=None, clip_mode="norm", name="nadam",
                  **kwargs):
-        super().__init__(learning_rate, clip_threshold, clip_mode, name=name, **kwargs)
-        self.beta_1 = check_hyperparameter("beta_1", beta_1)
-        self.beta_2 = check_hyperparameter("beta_2", beta_2)
-        self.epsilon = check_hyperparameter("epsilon", epsilon)
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, bias_correction=True,
+                         clip_threshold=clip_threshold, clip_mode=clip_mode, name=name,
+                         **kwargs)
         self.momentum_decay = check_hyperparameter("momentum_decay", momentum_decay)
-
-    def build(self, var_list):
-        if self.built:
-            return
-        super().build(var_list)
-        self.momentums, self.velocities = self.add_optimizer_variables(
-            var_list, ["momentum", "velocity"]
-        )
 
     def _momentum(self, t):
         """μ(t) = ρ1 (1 - 0.5 · 0.96^(ψ t)), float64."""
@@ -111,24 +106,10 @@ class NAdam(AdaptiveLectureOptimizer):
                          guard_zero=self._guard_zero(self.epsilon, variable.dtype,
                                                      math.sqrt(1.0 - self.beta_2)))
 
-    def effective_learning_rates(self):
-        """``ε / (δ + sqrt(r̂_j))``: the factor the look-ahead first moment v̂ is scaled by."""
-        lr = self._get_current_learning_rate()
-        rates = []
-        for r in self.velocities:
-            t = ops.maximum(ops.cast(self.iterations, r.dtype), 1.0)
-            second = ops.rsqrt(1.0 - ops.power(ops.convert_to_tensor(self.beta_2, r.dtype), t))
-            rates.append(ops.cast(lr, r.dtype) / (ops.sqrt(r) * second + self.epsilon))
-        return rates
-
     def get_config(self):
         config = super().get_config()
-        config.update({
-            "beta_1": self.beta_1,
-            "beta_2": self.beta_2,
-            "epsilon": self.epsilon,
-            "momentum_decay": self.momentum_decay,
-        })
+        del config["bias_correction"]  # always on: not an argument of NAdam
+        config["momentum_decay"] = self.momentum_decay
         return config
 
 

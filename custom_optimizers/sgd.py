@@ -15,7 +15,7 @@ class SGD(LectureOptimizer):
 
         W(t+1) = W(t) - η g(t)
 
-    * η → ``learning_rate`` (default 0.01). No state.
+    * η → ``learning_rate`` (default 0.1, the lab's; Keras's SGD has 0.01). No state.
     * Same as ``keras.optimizers.SGD(learning_rate)`` with ``momentum=0``.
     * A sparse gradient (``tf.IndexedSlices``) is applied sparsely with a scatter, which
       is exact here because the rule has no state to decay.
@@ -25,7 +25,7 @@ class SGD(LectureOptimizer):
         clip_threshold, clip_mode, **kwargs: see ``LectureOptimizer``.
     """
 
-    def __init__(self, learning_rate=0.01, clip_threshold=None, clip_mode="norm", name="sgd",
+    def __init__(self, learning_rate=0.1, clip_threshold=None, clip_mode="norm", name="sgd",
                  **kwargs):
         super().__init__(learning_rate, clip_threshold, clip_mode, name=name, **kwargs)
 

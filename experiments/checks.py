@@ -1,10 +1,20 @@
-"""Small argument checks shared by the config, data and model layers (no heavy imports)."""
+"""The floor of ``experiments``: the refusal type and small argument checks shared by the
+config, schedule, data and model layers. It imports nothing of the project but the rule
+registry's loader (``experiments.registry``, itself free of project imports), so every
+module can import it at the top without a circle.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import numbers
 from typing import Any, Mapping
+
+from experiments import registry
+
+
+class ConfigError(ValueError):
+    """A config that composes but cannot run; its message is one line for the user."""
 
 
 def is_int(value: Any) -> bool:
@@ -33,15 +43,13 @@ def reject_unknown(params: Mapping[str, Any], schema: type, what: str) -> list[s
 def check_range(label: str, value: Any, *, low=None, high=None, low_open: bool = False,
                 high_open: bool = False) -> Any:
     """``value`` when it lies in the interval (None for an unbounded side), else a one-line
-    ``ValueError``: ``label=value is out of range: valid values are in [low, high)``, the
+    ``ConfigError``: ``label=value is out of range: valid values are in [low, high)``, the
     same words as the optimizers' hyperparameter checks. ``None`` (unset) passes."""
     if value is None:
         return None
     above = low is None or (value > low if low_open else value >= low)
     below = high is None or (value < high if high_open else value <= high)
     if not (above and below):
-        from experiments.registry import tf_free_import
-
-        interval = tf_free_import("rules").interval(low, high, low_open, high_open)
-        raise ValueError(f"{label}={value!r} is out of range: valid values are in {interval}")
+        interval = registry.tf_free_import("rules").interval(low, high, low_open, high_open)
+        raise ConfigError(f"{label}={value!r} is out of range: valid values are in {interval}")
     return value

@@ -25,6 +25,7 @@ Exit codes, shared by every command (README, "Exit codes"):
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import sys
 from dataclasses import is_dataclass
@@ -34,7 +35,7 @@ from typing import Callable, NoReturn, Sequence
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
 EXIT_OK = 0
-EXIT_FAILED = 1  # the work ran and failed (diverged; nothing to compare; a bug's traceback)
+EXIT_FAILED = 1  # the work ran and failed (diverged; a bug's traceback)
 EXIT_BAD_INPUT = 2  # refused before any work: config, command line, store, resume, dataset
 EXIT_SIGINT = 130  # interrupted (Ctrl-C): the run is KILLED with a checkpoint
 EXIT_SIGTERM = 143  # terminated (SIGTERM): the same
@@ -59,6 +60,24 @@ def refuse(message: str, prefix: str = "Error in config", code: int = EXIT_BAD_I
     line = " ".join(str(message).split())
     print(f"{prefix}: {line}", file=sys.stderr)
     sys.exit(code)
+
+
+@contextlib.contextmanager
+def refusing():
+    """Around a command's work: what it refuses before any run exists — a config mistake
+    (``ConfigError``, ``ResumeError``), an unusable tracking store, a dataset not
+    downloaded — ends as one line and exit code 2 (``refuse``); anything else passes."""
+    from experiments.checks import ConfigError
+    from experiments.data import DatasetUnavailable
+    from experiments.resume import ResumeError
+    from experiments.tracking import TrackingUnavailable
+
+    try:
+        yield
+    except (ConfigError, ResumeError) as err:
+        refuse(str(err))
+    except (TrackingUnavailable, DatasetUnavailable) as err:
+        refuse(str(err), prefix="Error")
 
 
 def _first_line(text) -> str:
@@ -102,7 +121,7 @@ def _dimensions(overrides: Sequence[str], sweeper_params, multirun: bool):
     multirun, the sweeper's ``params`` (the command line wins for a key given in both)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from experiments.config import ConfigError
+    from experiments.checks import ConfigError
 
     parser = OverridesParser.create()
     fixed, sweeps = [], {}
@@ -167,26 +186,44 @@ def _compose_and_check(config_name: str, overrides: list[str], check) -> object:
     return hydra_cfg
 
 
+def _check_output_dir(hydra_cfg, multirun: bool) -> None:
+    """Refuse an output folder (``hydra.run.dir``, ``hydra.sweep.dir`` with ``-m``) that
+    cannot be created, where Hydra would fail with a traceback: a folder is made and
+    removed again in its nearest existing parent."""
+    import tempfile
+
+    from experiments.checks import ConfigError
+
+    key = "sweep" if multirun else "run"
+    folder = Path(hydra_cfg[key].dir).absolute()
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    try:
+        tempfile.TemporaryDirectory(dir=existing).cleanup()
+    except OSError as err:
+        raise ConfigError(f"hydra.{key}.dir={hydra_cfg[key].dir} cannot be created: "
+                          f"{err.strerror} in {existing}") from None
+
+
 def check_command_line(config_name: str, check: Callable, argv: Sequence[str] | None = None,
                        config_dir: Path = CONF) -> None:
     """Refuse the command line ``argv`` (default ``sys.argv[1:]``) with one line and exit
-    code 2 if Hydra, the schemas or ``check(cfg)`` would refuse any of its jobs."""
+    code 2 if Hydra, the schemas or ``check(cfg)`` would refuse any of its jobs (``check``
+    raises what ``refusing`` turns into one line)."""
     from hydra import initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
-
-    from experiments.config import ConfigError
 
     args = _parse_arguments(sys.argv[1:] if argv is None else argv)
     if any(getattr(args, flag, None) for flag in _NOT_RUNNING) or args.config_path or args.config_dir:
         return
     config_name = args.config_name or config_name
     try:
-        with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+        with refusing(), initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
             fixed, dims = _dimensions(args.overrides, None, args.multirun)
             first = fixed + [options[0] for _, options in dims]
             hydra_cfg = _compose_and_check(config_name, first, check)
+            _check_output_dir(hydra_cfg, args.multirun)
             if args.multirun:
                 params = hydra_cfg.sweeper.get("params")
                 params = OmegaConf.to_container(params) if params else None
@@ -194,7 +231,5 @@ def check_command_line(config_name: str, check: Callable, argv: Sequence[str] | 
                 for overrides in _jobs(fixed, dims):
                     if overrides != first:
                         _compose_and_check(config_name, overrides, check)
-    except ConfigError as err:
-        refuse(str(err))
     except (HydraException, OmegaConfBaseException) as err:
         refuse(hydra_message(err))

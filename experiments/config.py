@@ -17,7 +17,8 @@ from typing import Any, Dict, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from experiments import checks, registry
+from experiments import registry, schedules
+from experiments.checks import ConfigError, check_range
 
 IMPLEMENTATIONS = ("custom", "keras")
 STRATEGIES = ("default", "mirrored", "multi_worker")
@@ -25,10 +26,6 @@ LOSSES = ("cross_entropy", "mse")
 CURVATURE_OPERATORS = ("hessian", "ggn")  # experiments.curvature.operators
 OPTIMIZERS = registry.rule_names()
 MAX_SEED = 2**32 - 1  # NumPy's and Keras's seeds are unsigned 32-bit
-
-
-class ConfigError(ValueError):
-    """A config that composes but cannot run; its message is one line for the user."""
 
 
 # --------------------------------------------------------------------------- optimizer
@@ -167,7 +164,7 @@ def search_preset(rule) -> dict:
 def register_schemas() -> None:
     """Put every schema in Hydra's ConfigStore under ``schema/<group>/<option>``, and the
     Optuna presets under ``hparams_search/<rule>_optuna``."""
-    from experiments import data, models, schedules
+    from experiments import data, models
 
     schedules.register_schemas()
     cs = ConfigStore.instance()
@@ -217,15 +214,6 @@ def check_schema_keys(cfg: DictConfig, prefix: str = "") -> None:
         node = cfg._get_node(key)
         if isinstance(node, DictConfig) and not node._is_missing() and not node._is_none():
             check_schema_keys(node, f"{prefix}{key}.")
-
-
-def check_range(label, value, **bounds):
-    """``experiments.checks.check_range`` (``low``, ``high``, ``low_open``, ``high_open``),
-    refusing with a ``ConfigError``."""
-    try:
-        return checks.check_range(label, value, **bounds)
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
 
 
 def validate_optimizer(opt: DictConfig) -> None:
@@ -315,11 +303,9 @@ def _check_curvature(trainer) -> None:
 
 def validate(cfg: DictConfig) -> None:
     """Refuse a composed config that would fail later, with one line naming the value."""
-    from experiments.schedules import validate_schedule
-
     check_schema_keys(cfg)
     validate_optimizer(cfg.optimizer)
-    validate_schedule(cfg.get("schedule") or {"name": "constant"})
+    schedules.validate_schedule(cfg.get("schedule") or {"name": "constant"})
     trainer = cfg.trainer
     for key in ("epochs", "batch_size", "steps_per_execution"):
         check_range(f"trainer.{key}", trainer[key], low=1)

@@ -17,8 +17,7 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from experiments.cli import check_command_line, refuse
-from experiments.config import ConfigError
+from experiments.cli import check_command_line, refusing
 from experiments.hydra_job import sweep_tags, task_overrides
 from experiments.landscapes import register_schemas, validate
 
@@ -27,13 +26,11 @@ register_schemas()
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="landscape")
 def main(cfg: DictConfig) -> None:
-    try:
+    with refusing():
         optimizers = validate(cfg)
-    except ConfigError as err:
-        refuse(str(err))
-    from experiments.landscapes import run
+        from experiments.landscapes import run
 
-    run(cfg, optimizers=optimizers, overrides=task_overrides(), sweep=sweep_tags())
+        run(cfg, optimizers=optimizers, overrides=task_overrides(), sweep=sweep_tags())
 
 
 if __name__ == "__main__":

@@ -54,13 +54,12 @@ def loss(theta: np.ndarray, x: np.ndarray, q: np.ndarray | None = None) -> float
 
 
 def build_raw():
-    """The dataset: 1000 training and 1000 test points ``x ~ N(0, 0.6² I)``, dummy labels."""
-    from experiments.data.sources import RawData
-
+    """The dataset: 1000 training and 1000 test points ``x ~ N(0, 0.6² I)``, dummy labels,
+    as ``(x_train, y_train, x_test, y_test)`` (the fields of ``experiments.data.RawData``)."""
     x_train = np.random.default_rng(SEED).normal(0.0, NOISE, (TRAIN_SIZE, DIM))
     x_test = np.random.default_rng(SEED + 1).normal(0.0, NOISE, (TRAIN_SIZE, DIM))
     labels = np.arange(TRAIN_SIZE) % 2
-    return RawData(x_train.astype(np.float32), labels, x_test.astype(np.float32), labels)
+    return x_train.astype(np.float32), labels, x_test.astype(np.float32), labels
 
 
 def build_model(input_shape, num_classes: int, hessian_seed: int = SEED, start: float = 1.0):

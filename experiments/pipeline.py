@@ -46,7 +46,7 @@ def numeric_hyperparameters(cfg: DictConfig) -> dict[str, float]:
             if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
-def _seed_everything(seed: int, deterministic: bool) -> None:
+def seed_everything(seed: int, deterministic: bool) -> None:
     import keras
     import tensorflow as tf
 
@@ -269,7 +269,7 @@ def run(cfg: DictConfig, *, overrides: list[str] | None = None,
     splits = load_dataset(data_params.pop("name"), **data_params)
     batch_size = len(splits.x_train) if t.full_batch else t.batch_size
     _check_fits(splits, batch_size)
-    _seed_everything(t.seed, t.deterministic)
+    seed_everything(t.seed, t.deterministic)
     progress = None
     with strategy.scope():
         if resume_id:

@@ -26,6 +26,8 @@ from typing import Any, List, Mapping
 
 from hydra.core.config_store import ConfigStore
 
+from experiments.checks import ConfigError, check_range
+
 
 @dataclass
 class ConstantSchedule:
@@ -73,33 +75,25 @@ def register_schemas() -> None:
         cs.store(group="schema/schedule", name=name, node=schema)
 
 
-def _refuse(message: str):
-    from experiments.config import ConfigError
-
-    raise ConfigError(message)
-
-
 def validate_schedule(s: Mapping[str, Any], label: str = "schedule") -> None:
     """Refuse a schedule config that would fail later, with one line naming the value."""
     name = s.get("name")
     if name not in SCHEDULE_SCHEMAS:
-        _refuse(f"{label}.name={name!r} is not valid: choose one of "
-                f"{', '.join(SCHEDULE_SCHEMAS)}")
+        raise ConfigError(f"{label}.name={name!r} is not valid: choose one of "
+                          f"{', '.join(SCHEDULE_SCHEMAS)}")
 
     def in_range(key, **bounds):
-        from experiments.config import check_range
-
         check_range(f"{label}.{key}", s[key], **bounds)
 
     if name == "step":
         bounds, factors = list(s["boundaries"]), list(s["factors"])
         if len(factors) != len(bounds) + 1:
-            _refuse(f"{label}.factors={factors} must have one value more than "
-                    f"{label}.boundaries={bounds} (the factor before the first boundary)")
+            raise ConfigError(f"{label}.factors={factors} must have one value more than "
+                              f"{label}.boundaries={bounds} (the factor before the first boundary)")
         if any(b < 1 for b in bounds) or any(a >= b for a, b in zip(bounds, bounds[1:])):
-            _refuse(f"{label}.boundaries={bounds} must be increasing steps >= 1")
+            raise ConfigError(f"{label}.boundaries={bounds} must be increasing steps >= 1")
         if any(not f >= 0 for f in factors):
-            _refuse(f"{label}.factors={factors} must be >= 0")
+            raise ConfigError(f"{label}.factors={factors} must be >= 0")
     if name in ("exponential", "cosine"):
         in_range("decay_steps", low=1)
     if name == "exponential":

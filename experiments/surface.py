@@ -13,13 +13,10 @@ is checked before TensorFlow is imported.
 
 from __future__ import annotations
 
-import sys
-
 import hydra
 from omegaconf import DictConfig
 
-from experiments.cli import check_command_line
-from experiments.config import ConfigError
+from experiments.cli import check_command_line, refusing
 from experiments.surfaces import register_schemas, validate
 
 register_schemas()
@@ -27,23 +24,11 @@ register_schemas()
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="surface")
 def main(cfg: DictConfig) -> None:
-    try:
+    with refusing():
         train = validate(cfg)
-    except ConfigError as err:
-        print(f"Error in config: {err}", file=sys.stderr)
-        sys.exit(2)
-    from experiments.data import DatasetUnavailable
-    from experiments.surfaces import run
-    from experiments.tracking import TrackingUnavailable
+        from experiments.surfaces import run
 
-    try:
         run(cfg, train=train)
-    except ConfigError as err:
-        print(f"Error in config: {err}", file=sys.stderr)
-        sys.exit(2)
-    except (TrackingUnavailable, DatasetUnavailable) as err:
-        print(f"Error: {err}", file=sys.stderr)
-        sys.exit(2)
 
 
 if __name__ == "__main__":

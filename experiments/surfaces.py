@@ -34,7 +34,8 @@ import numpy as np
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from experiments.config import ConfigError, TrackingSchema, TrainerSchema, check_range
+from experiments.config import (MAX_SEED, ConfigError, TrackingSchema, TrainerSchema,
+                                check_range)
 from experiments.config import validate as validate_train
 from experiments.run_status import ended_run
 
@@ -71,12 +72,12 @@ def register_schemas() -> None:
 
 
 def _compose_optimizer(option: str) -> DictConfig:
-    from experiments.landscapes.config import _compose_option, optimizer_options
+    from experiments.landscapes.config import compose_option, optimizer_options
 
     if option not in optimizer_options():
         raise ConfigError(f"optimizers: {option!r} is not an optimizer option: choose from "
                           f"{', '.join(optimizer_options())}")
-    return _compose_option(option)
+    return compose_option(option)
 
 
 def train_configs(cfg: DictConfig) -> dict[str, DictConfig]:
@@ -106,6 +107,7 @@ def validate(cfg: DictConfig) -> dict[str, DictConfig]:
         check_range(key, cfg[key], low=low)
     for key in ("span", "plane_margin"):
         check_range(key, cfg[key], low=0, low_open=True)
+    check_range("seed", cfg.seed, low=0, high=MAX_SEED)
     labels = list(cfg.runs) or list(cfg.optimizers)
     if not labels:
         raise ConfigError("optimizers is empty and no runs are given: name at least one")
@@ -128,7 +130,11 @@ def validate(cfg: DictConfig) -> dict[str, DictConfig]:
         raise ConfigError(f"trainer.weights_every_n_steps={cfg.trainer.weights_every_n_steps}"
                           f" is out of range: the surface needs the weights along the way "
                           f"(>= 1)")
-    return train_configs(cfg)
+    configs = train_configs(cfg)
+    from experiments.data import check_available
+
+    check_available(cfg.dataset.name)  # DatasetUnavailable: not downloaded
+    return configs
 
 
 def config_digest(cfg: DictConfig) -> str:
@@ -366,7 +372,7 @@ def run(cfg: DictConfig, *, train: dict[str, DictConfig] | None = None,
     ``run_id``/``tracking_uri`` when tracked and the training runs' ids (``runs``).
     """
     from experiments import tracking
-    from experiments.landscapes.pipeline import _output_dir
+    from experiments.landscapes.pipeline import output_dir
     from experiments.progress import Progress
 
     start = time.perf_counter()
@@ -375,6 +381,9 @@ def run(cfg: DictConfig, *, train: dict[str, DictConfig] | None = None,
     uri = tracking.resolve_tracking_uri(tr.uri) if tr.enabled else None
     if uri:
         tracking.probe_store(uri)
+    run_ids = list(cfg.runs)
+    if run_ids:  # a missing run is refused before the surface's own run exists
+        base, paths = _read_runs(uri, run_ids)
     parent = None
     if uri:
         parent = tracking.RunLogger.start(
@@ -382,10 +391,7 @@ def run(cfg: DictConfig, *, train: dict[str, DictConfig] | None = None,
             f"{cfg.model.name}", tags={"kind": "surface", "config_hash": config_digest(cfg),
                                        **{str(k): str(v) for k, v in tr.tags.items()}})
     with ended_run(parent):
-        run_ids = list(cfg.runs)
-        if run_ids:
-            base, paths = _read_runs(uri, run_ids)
-        else:
+        if not run_ids:
             from experiments.pipeline import run as train_run
 
             base, paths = next(iter(train.values())), []
@@ -412,7 +418,7 @@ def run(cfg: DictConfig, *, train: dict[str, DictConfig] | None = None,
                             grid_points=cfg.grid_points, span=cfg.span,
                             plane_points=cfg.plane_points, plane_margin=cfg.plane_margin,
                             seed=cfg.seed, tick=bar.update)
-        folder = _output_dir(cfg)
+        folder = output_dir(cfg)
         folder.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(folder / "surface.npz", **grids)
         title = f"{base.model.name} on {base.dataset.name}"

@@ -16,8 +16,8 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from experiments.cli import EXIT_FAILED, EXIT_SIGINT, EXIT_SIGTERM, check_command_line, refuse
-from experiments.config import ConfigError, register_schemas, validate
+from experiments.cli import EXIT_FAILED, EXIT_SIGINT, EXIT_SIGTERM, check_command_line, refusing
+from experiments.config import register_schemas, validate
 from experiments.hydra_job import sweep_tags, task_overrides
 
 register_schemas()
@@ -39,23 +39,18 @@ def main(cfg: DictConfig) -> float:
     inf), alone it exits 1. SIGINT/SIGTERM end the run KILLED with a checkpoint (exit 130
     or 143) and print how to resume.
     """
-    try:
+    with refusing():
         validate(cfg)
-    except ConfigError as err:
-        refuse(str(err))
+        return _train(cfg)
+
+
+def _train(cfg: DictConfig) -> float:
     # None of these import TensorFlow: a refusal before training stays fast.
-    from experiments.data import DatasetUnavailable
     from experiments.pipeline import Stopped, run
-    from experiments.resume import ResumeError
-    from experiments.tracking import TrackingUnavailable
 
     sweep = sweep_tags()
     try:
         return run(cfg, overrides=task_overrides(), sweep=sweep)["val_loss"]
-    except (ConfigError, ResumeError) as err:
-        refuse(str(err))
-    except (TrackingUnavailable, DatasetUnavailable) as err:
-        refuse(str(err), prefix="Error")
     except Stopped as err:
         kept = [o for o in task_overrides() if not o.startswith("trainer.resume=")]
         again = " ".join([*kept, f"trainer.resume={err.run_id}"])
@@ -75,17 +70,10 @@ def main(cfg: DictConfig) -> float:
 
 def _check(cfg: DictConfig) -> None:
     """Everything ``main`` would refuse before training, for ``check_command_line``."""
-    from experiments.data import DatasetUnavailable
     from experiments.pipeline import check_ready
-    from experiments.resume import ResumeError
 
     validate(cfg)
-    try:
-        check_ready(cfg)
-    except DatasetUnavailable as err:
-        refuse(str(err), prefix="Error")
-    except ResumeError as err:
-        raise ConfigError(str(err)) from None
+    check_ready(cfg)
 
 
 HELP = """\

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import inspect
 
 import pytest
 
@@ -54,15 +53,6 @@ def optimizer_case(request) -> OptimizerCase:
 )
 def adaptive_optimizer_case(request) -> OptimizerCase:
     """The adaptive rules (AdaGrad, RMSProp, Adam, ...): with ``effective_learning_rates()``."""
-    return request.param
-
-
-@pytest.fixture(
-    params=[c for c in OPTIMIZER_CASES if "_run_kernel" in inspect.getsource(c.cls.update_step)],
-    ids=lambda case: case.name,
-)
-def kernel_optimizer_case(request) -> OptimizerCase:
-    """The rules whose element-wise update is one kernel (``LectureOptimizer._run_kernel``)."""
     return request.param
 
 

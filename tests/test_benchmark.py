@@ -119,6 +119,7 @@ def test_noisy_quadratic_model_gradient_is_q_times_theta_minus_mean():
 
 
 # ------------------------------------------------------------------------- a tiny run
+@pytest.mark.slow
 def test_tiny_run_twins_identical_and_rerun_skips(tmp_path):
     folder = tmp_path / "workload"
     folder.mkdir()

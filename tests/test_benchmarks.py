@@ -22,6 +22,7 @@ def tiny_rows():
                                          rounds=1)
 
 
+@pytest.mark.slow
 def test_one_row_per_rule_and_xla_mode_after_the_controls(tiny_rows):
     assert len(tiny_rows) == 2 * (len(optimizer_step.RULES) + 1)
     assert [(r.rule, r.xla) for r in tiny_rows if r.control] == [
@@ -143,6 +144,7 @@ def test_traffic_per_parameter():
         assert optimizer_step.bytes_per_parameter(rule) == 5 * 4
 
 
+@pytest.mark.slow
 def test_main_prints_the_table(capsys):
     table = optimizer_step.main(["--sizes", "1000", "--repeats", "2", "--rounds", "2",
                                  "--rules", "sgd", "--no-control"])

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from benchmarks import startup, training
 
 
+@pytest.mark.slow
 def test_training_benchmark_reports_all_paths():
     rows = training.measure(epochs=1, repeats=1)
     assert [r[0] for r in rows] == [
@@ -21,6 +24,7 @@ def test_training_benchmark_reports_all_paths():
     assert "| product, tracked |" in training.table(rows)
 
 
+@pytest.mark.slow
 def test_startup_benchmark_times_the_fast_paths():
     rows = dict(startup.measure(repeats=1, include_run=False))
     assert set(rows) >= {"experiments.train --help", "import tensorflow",
@@ -28,21 +32,15 @@ def test_startup_benchmark_times_the_fast_paths():
     assert all(s > 0 for s in rows.values())
 
 
+@pytest.mark.slow
 def test_help_lists_every_group_without_tensorflow():
-    import subprocess
-    import sys
+    from light import run_light
 
-    from experiments.tracking import PROJECT_ROOT
-
-    code = ("import sys, runpy; sys.argv=['train', '--help']\n"
-            "try:\n    runpy.run_module('experiments.train', run_name='__main__')\n"
-            "except SystemExit as e:\n    assert e.code == 0\n"
-            "assert 'tensorflow' not in sys.modules and 'mlflow' not in sys.modules\n")
-    out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True,
-                         text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
+    stdout = run_light("import sys, runpy; sys.argv=['train', '--help']\n"
+                       "try:\n    runpy.run_module('experiments.train', run_name='__main__')\n"
+                       "except SystemExit as e:\n    assert e.code == 0\n")
     for line in ("optimizer:", "keras_adam", "dataset:", "mnist1d", "model:", "trainer:"):
-        assert line in out.stdout
+        assert line in stdout
 
 
 def test_report_replaces_only_its_section():

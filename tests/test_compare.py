@@ -98,6 +98,7 @@ def by_label(result):
     return {r.label["optimizer"]: r for r in result.rows}
 
 
+@pytest.mark.slow
 def test_table_numbers_match_the_logged_metrics(store, tmp_path):
     result = run_compare(store, tmp_path)
     rows = by_label(result)
@@ -154,6 +155,7 @@ def test_files_are_written_and_agree(store, tmp_path):
     assert "adam − keras_adam" in result.table and "0.0300 ± 0.0000" in result.table
 
 
+@pytest.mark.slow
 def test_plots_are_valid_pngs(store, tmp_path):
     from PIL import Image
 
@@ -168,6 +170,7 @@ def test_plots_are_valid_pngs(store, tmp_path):
             assert im.size[0] >= 600 and im.size[1] >= 300
 
 
+@pytest.mark.slow
 def test_comparison_run_is_logged_and_never_selected(store, tmp_path):
     result = run_compare(store, tmp_path, log_run=True, plots=True)
     c = client(store)
@@ -202,6 +205,7 @@ def test_selection_by_optimizers_latest_sweep_and_filter(store, tmp_path):
     assert SWEEP in compare.sweep_spellings(str(Path.cwd() / SWEEP))
 
 
+@pytest.mark.slow
 def test_missing_metrics_are_reported(store, tmp_path):
     notes = run_compare(store, tmp_path).notes
     assert any(n.startswith("metric 'val_accuracy' is missing in 1 of") and "sgd-s1" in n
@@ -226,24 +230,35 @@ def test_mixed_configurations_are_pointed_out(store, tmp_path):
         ("0.01", 1), ("0.1", 1)]
 
 
-@pytest.mark.parametrize("argv, code, fragment", [
-    (["--dataset", "imagenet"], 1, "no runs match experiment 'cmp-test', sweep"),
-    (["--experiment", "nope"], 1, "no experiment named 'nope' in the store; it has: "),
-    (["--filter", "metrics.loss <<< 1"], 2, "invalid filter 'metrics.loss <<< 1'"),
-    (["--smooth", "0"], 2, "--smooth must be at least 1"),
-    (["--band", "iqr"], 2, "argument --band: invalid choice"),
+@pytest.mark.parametrize("argv, fragment", [
+    (["--dataset", "imagenet"], "no runs match experiment 'cmp-test', sweep"),
+    (["--experiment", "nope"], "no experiment named 'nope' in the store; it has: "),
+    (["--sweep", "/nonexistent"], "no runs match experiment 'cmp-test', sweep '/nonexistent'"),
+    (["--filter", "metrics.loss <<< 1"], "invalid filter 'metrics.loss <<< 1'"),
+    (["--smooth", "0"], "--smooth must be at least 1"),
+    (["--band", "iqr"], "argument --band: invalid choice"),
 ])
-def test_bad_input_gives_one_line(store, tmp_path, capsys, argv, code, fragment):
-    args = ["--experiment", EXPERIMENT, "--sweep", SWEEP, "--uri", store, "--no-log",
-            "--out", str(tmp_path), *argv]
-    if argv[0] == "--band":  # refused by argparse itself
-        with pytest.raises(SystemExit) as info:
-            compare.main(args)
-        assert info.value.code == code
-    else:
-        assert compare.main(args) == code
+def test_bad_input_is_refused_in_one_line(store, tmp_path, capsys, argv, fragment):
+    """Every mistake, an empty selection included, is refused: exit code 2 (README, "Exit
+    codes"), one line, nothing written and no comparison run logged."""
+    out = tmp_path / "out"
+    args = ["--experiment", EXPERIMENT, "--sweep", SWEEP, "--uri", store, "--out", str(out),
+            *argv]
+    runs_before = _comparison_runs(store)
+    with pytest.raises(SystemExit) as info:
+        compare.main(args)
+    assert info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("Error: ") and fragment in err[0], err
+    assert not out.exists() and _comparison_runs(store) == runs_before
+
+
+def _comparison_runs(store) -> int:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=store)
+    ids = [e.experiment_id for e in client.search_experiments()]
+    return len(client.search_runs(ids, f"tags.{compare.RUN_TYPE_TAG} = '{compare.COMPARISON}'"))
 
 
 def test_main_prints_table_notes_and_where_things_went(store, tmp_path, capsys, monkeypatch):
@@ -257,12 +272,13 @@ def test_main_prints_table_notes_and_where_things_went(store, tmp_path, capsys, 
     assert "Note: metric 'val_accuracy' is missing" in err
 
 
+@pytest.mark.slow
 def test_command_line_error_has_no_traceback(store):
     env = dict(os.environ, MLFLOW_TRACKING_URI=store)
     empty = subprocess.run([sys.executable, "-m", "experiments.compare", "--experiment",
                             EXPERIMENT, "--optimizers", "lion"], cwd=ROOT, env=env,
                            capture_output=True, text=True, timeout=120)
-    assert empty.returncode == 1
+    assert empty.returncode == 2
     assert empty.stderr.strip() == f"Error: no runs match experiment '{EXPERIMENT}', " \
                                    "optimizers lion"
     assert "Traceback" not in empty.stdout + empty.stderr

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import sys
 
+import pytest
+
 from experiments import console
 
 
@@ -25,3 +27,41 @@ def test_a_log_level_the_user_set_is_respected(monkeypatch):
     monkeypatch.delitem(sys.modules, "tensorflow")  # as if not imported yet
     console.install()
     assert sys.meta_path == before
+
+
+def test_install_puts_the_quiet_import_first_and_lowers_mlflow(monkeypatch):
+    import logging
+
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    monkeypatch.delenv("MLFLOW_LOGGING_LEVEL", raising=False)
+    monkeypatch.delitem(sys.modules, "tensorflow")  # as if not imported yet
+    monkeypatch.setattr(sys, "meta_path", [f for f in sys.meta_path
+                                           if not isinstance(f, console._QuietTensorFlowImport)])
+    store_logger = logging.getLogger("mlflow.store.db.utils")
+    monkeypatch.setattr(store_logger, "level", logging.INFO)
+    console.install()
+    assert isinstance(sys.meta_path[0], console._QuietTensorFlowImport)
+    assert store_logger.level == logging.WARNING
+    console.install()  # once only
+    assert sum(isinstance(f, console._QuietTensorFlowImport) for f in sys.meta_path) == 1
+
+
+@pytest.mark.slow
+def test_importing_tensorflow_after_experiments_is_quiet():
+    """In a fresh process TensorFlow's start-up notices reach stderr, unless ``experiments``
+    (which calls ``install()``) was imported first; ours stay either way."""
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+
+    def stderr(code):
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True, timeout=180)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return out.stderr
+
+    loud = stderr("import tensorflow")
+    quiet = stderr("import experiments, sys, tensorflow; print('ours', file=sys.stderr)")
+    if not console.NOISE.search(loud):
+        pytest.skip("this TensorFlow prints no start-up notices: nothing to filter")
+    assert quiet.strip() == "ours", quiet

@@ -41,6 +41,7 @@ TINY_MODELS = [  # (model, params, features): at most 300 weights
 
 @pytest.mark.parametrize("loss", ["cross_entropy", "mse"])
 @pytest.mark.parametrize("name,params,features", TINY_MODELS, ids=["logreg", "mlp"])
+@pytest.mark.slow
 def test_extremes_match_the_full_hessian(name, params, features, loss):
     from experiments.curvature import FlatLoss, extreme_eigenvalues, flat_weights
 
@@ -169,6 +170,7 @@ def test_measurements_do_not_change_training():
         False, True, True, True]
 
 
+@pytest.mark.slow
 def test_measurements_and_weights_are_logged(tmp_path, shared_store):
     from mlflow.tracking import MlflowClient
 

@@ -11,8 +11,6 @@ import os
 import pickle
 import socket
 import struct
-import subprocess
-import sys
 import tarfile
 import time
 from pathlib import Path
@@ -30,7 +28,6 @@ from experiments.data import (
     load_dataset,
 )
 
-REPO = Path(__file__).resolve().parents[1]
 OFFLINE = ("digits", "breast_cancer", "mnist5k", "mnist1d", "noisy_quadratic")
 ONLINE = ("mnist", "fashion_mnist", "cifar10")
 
@@ -68,26 +65,18 @@ def offline(shared_cache):
 
 def test_import_and_unavailable_path_stay_light(tmp_path):
     """Importing the module, validating params and a missing online dataset import no TF."""
-    code = (
-        "import sys\n"
-        "import experiments.data as d\n"
-        "heavy = ('tensorflow', 'keras', 'sklearn', 'mlxtend', 'mnist1d')\n"
-        "assert not [m for m in heavy if m in sys.modules], [m for m in heavy if m in sys.modules]\n"
-        "d.check_params('mnist', limit=5)\n"
-        "try:\n"
-        f"    d.load_dataset('mnist', cache_dir={str(tmp_path / 'c')!r})\n"
-        "except d.DatasetUnavailable:\n"
-        "    pass\n"
-        "else:\n"
-        "    raise SystemExit('no DatasetUnavailable')\n"
-        "assert not [m for m in heavy if m in sys.modules], [m for m in heavy if m in sys.modules]\n"
-    )
-    env = {**os.environ, "KERAS_HOME": str(tmp_path / "keras"), "PYTHONPATH": str(REPO)}
+    from light import run_light
+
     (tmp_path / "keras").mkdir()
-    result = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
+    run_light("import experiments.data as d\n"
+              "d.check_params('mnist', limit=5)\n"
+              "try:\n"
+              f"    d.load_dataset('mnist', cache_dir={str(tmp_path / 'c')!r})\n"
+              "except d.DatasetUnavailable:\n"
+              "    pass\n"
+              "else:\n"
+              "    raise SystemExit('no DatasetUnavailable')\n",
+              env={**os.environ, "KERAS_HOME": str(tmp_path / "keras")})
 
 
 # --------------------------------------------------------------------------------------
@@ -109,6 +98,7 @@ def test_registry():
 
 
 @pytest.mark.parametrize("name", OFFLINE)
+@pytest.mark.slow
 def test_offline_dataset_shapes_and_dtypes(offline, name):
     splits = offline[0][name]
     shape, classes, kind, sizes = EXPECTED[name]
@@ -159,6 +149,7 @@ def test_split_rows_are_the_source_rows(tmp_path):
     assert 0.0 <= splits.x_train.min() and splits.x_train.max() <= 1.0
 
 
+@pytest.mark.slow
 def test_mnist1d_uses_the_benchmark_test_split(offline, monkeypatch, tmp_path):
     from mnist1d.data import get_dataset_args, make_dataset
 
@@ -571,6 +562,7 @@ def test_cifar10_from_an_extracted_folder(layout, keras_home, no_network, monkey
     _check_against_source(splits, x_train, y_train, x_test, y_test, (32, 32, 3))
 
 
+@pytest.mark.slow
 def test_cifar10_from_the_keras_archive(keras_home, no_network, monkeypatch, tmp_path):
     """The tarball route runs the real keras.datasets.cifar10.load_data().
 

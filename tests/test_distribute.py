@@ -53,6 +53,7 @@ def _assert_same(losses, reference, runs, reference_run):
             reference_run.data.metrics[key], rel=1e-4)
 
 
+@pytest.mark.slow
 def test_mirrored_over_two_logical_cpus_matches_one_device(tmp_path, single_device):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     result = _train("trainer.strategy=mirrored", "trainer.logical_cpus=2",
@@ -73,6 +74,7 @@ def _free_ports(n):
     return ports
 
 
+@pytest.mark.slow
 def test_two_workers_on_localhost_match_one_device_and_only_the_chief_logs(
         tmp_path, single_device):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

@@ -32,6 +32,7 @@ def validated(*overrides):
     return cfg, L.validate(cfg)
 
 
+@pytest.mark.slow
 def test_every_landscape_has_a_config_and_composes():
     assert NAMES == sorted(L.LANDSCAPES)
     for name in NAMES:
@@ -103,6 +104,7 @@ def _saddle_run(start):
     return {t.label: (t, L.summarize(t, spec, f, cfg.landscape)) for t in runs}
 
 
+@pytest.mark.slow
 def test_on_the_ridge_gradient_descent_stays_and_an_offset_escapes():
     on_ridge = _saddle_run([1.5, 0.0])
     for label, (traj, summary) in on_ridge.items():
@@ -132,6 +134,7 @@ def tracked(tmp_path_factory):
     return uri, result, tmp
 
 
+@pytest.mark.slow
 def test_tracked_run_is_one_parent_with_a_nested_run_per_method(tracked):
     from mlflow.tracking import MlflowClient
 
@@ -228,6 +231,7 @@ def test_bad_values_are_refused_in_one_line(overrides, fragment):
     assert fragment in str(info.value) and "\n" not in str(info.value)
 
 
+@pytest.mark.slow
 def test_a_learning_rate_schedule_applies_to_every_optimizer(tmp_path):
     """SGD on (x² + κy²)/2 under a 4-step warmup: x is multiplied by 1 - η·f(t) per step."""
     cfg, optimizers = validated("landscape=ill_conditioned", "optimizers=[sgd,keras_sgd]",

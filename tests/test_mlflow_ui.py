@@ -145,6 +145,7 @@ def live(server, real_runs):
     return {**server, "experiment_id": exp["experiment"]["experiment_id"], "runs": real_runs}
 
 
+@pytest.mark.slow
 def test_rest_api_lists_the_runs_with_their_metrics(live):
     found = http(live["base"], "/api/2.0/mlflow/runs/search",
                  {"experiment_ids": [live["experiment_id"]], "max_results": 100})
@@ -196,6 +197,7 @@ def chromium(url: str, profile: Path, *args: str, budget_ms: int = 20000):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=BROWSER_S)
 
 
+@pytest.mark.slow
 def test_runs_page_shows_the_runs_in_chromium(live, tmp_path):
     url = f"{live['base']}/#/experiments/{live['experiment_id']}/runs"
     names = {f"{o}-digits-mlp-s0" for o in OPTIMIZERS}
@@ -212,6 +214,7 @@ def test_runs_page_shows_the_runs_in_chromium(live, tmp_path):
     assert f"{len(names)} matching runs" in text, text[:1500]
 
 
+@pytest.mark.slow
 def test_chart_view_screenshot(live, tmp_path):
     """The runs page in chart view, as a PNG (kept at $MLFLOW_UI_SCREENSHOT when set)."""
     from PIL import Image

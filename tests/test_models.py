@@ -2,10 +2,6 @@
 
 import dataclasses
 import math
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,8 +9,8 @@ import pytest
 from experiments import models
 from experiments.data import DATASETS
 from experiments.models import MODEL_NAMES, MODEL_PARAMS, build_model, check_input_shape
+from light import run_light
 
-REPO = Path(__file__).resolve().parents[1]
 SHAPES = sorted({spec.input_shape for spec in DATASETS.values()}, key=str)  # every dataset's
 GENERIC = ("logreg", "mlp", "cnn", "rnn")
 PRESETS = ("mnist1d_logreg", "mnist1d_mlp", "mnist1d_cnn", "mnist1d_gru")
@@ -37,17 +33,8 @@ def _compatible(name, shape):
 
 
 def test_import_is_light():
-    code = (
-        "import sys, experiments.models as m\n"
-        "m.check_params('cnn', kernel_sizes=[3, 3]); m.check_input_shape('rnn', (40, 1))\n"
-        "heavy = [x for x in ('tensorflow', 'keras', 'sklearn', 'mlxtend', 'mnist1d') "
-        "if x in sys.modules]\n"
-        "assert not heavy, heavy\n"
-    )
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                            text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
+    run_light("import experiments.models as m\n"
+              "m.check_params('cnn', kernel_sizes=[3, 3]); m.check_input_shape('rnn', (40, 1))\n")
 
 
 def test_registry_and_param_dataclasses():
@@ -78,6 +65,7 @@ def test_compatibility():
     [(n, s) for n in GENERIC + PRESETS for s in SHAPES if _compatible(n, s)],
     ids=lambda v: v if isinstance(v, str) else "x".join(map(str, v)),
 )
+@pytest.mark.slow
 def test_builds_outputs_logits_and_trains_one_step(keras, name, shape):
     num_classes = 2 if shape == (30,) else 10
     model = build_model(name, shape, num_classes)
@@ -165,6 +153,7 @@ def test_torch_initialisation_bounds(keras):
     assert not plain.get_layer("conv_1").bias.numpy().any()  # Keras init: zero biases
 
 
+@pytest.mark.slow
 def test_mnist1d_presets_train_in_graph_mode(keras):
     """One compiled (tf.function) step, as the trainer runs them (the GRU's eager step above
     is enough for it: tracing a GRU costs seconds)."""

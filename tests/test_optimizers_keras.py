@@ -102,6 +102,7 @@ def xla_allowed():
         tf_config.enable_op_determinism()
 
 
+@pytest.mark.slow
 def test_fit_reduces_loss_with_and_without_jit(optimizer_case, initial_weights, xla_allowed):
     """model.compile(optimizer=...) + fit trains, and XLA gives the same weights."""
     x, y = regression_data()
@@ -130,6 +131,7 @@ def _optimizer_state(optimizer):
     return [(v.name, np.array(v.numpy())) for v in optimizer.variables]
 
 
+@pytest.mark.slow
 def test_save_and_load_restores_optimizer_state(optimizer_case, initial_weights, tmp_path):
     x, y = regression_data()
     model = make_model(initial_weights)
@@ -233,6 +235,7 @@ def mixed_float16_policy():
         keras.config.set_dtype_policy(previous)
 
 
+@pytest.mark.slow
 def test_mixed_float16_model_trains(optimizer_case, initial_weights, mixed_float16_policy):
     x, y = regression_data()
     model = make_model(initial_weights)
@@ -302,6 +305,7 @@ DISTRIBUTED_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_matches_single_device(tmp_path):
     """Two logical CPUs in a subprocess (they must be set before TF starts): the update
     equals the single-device one, clipping included (it acts on the summed gradient; a

@@ -138,11 +138,14 @@ def test_eager_and_graph_agree(optimizer_case):
     assert_weights_close(eager, graph, 1e-14, 1e-14)
 
 
-def test_fused_kernel_and_xla_paths_agree(kernel_optimizer_case, monkeypatch):
-    """The three ways a kernel rule's update can run give the same weights: plain ops
-    in a graph, the update alone as one XLA cluster (what large variables get, forced here
-    for small ones) and the whole step under XLA; in float64 to rounding, and all three
-    follow the reference."""
+@pytest.mark.slow
+def test_fused_kernel_and_xla_paths_agree(optimizer_case, monkeypatch):
+    """The three ways a rule's update can run give the same weights: plain ops in a graph,
+    the update alone as one XLA cluster (what large variables get from
+    ``LectureOptimizer._run_kernel``, forced here for small ones) and the whole step under
+    XLA; in float64 to rounding, and all three follow the reference. Every rule of the
+    registry: the ones on TensorFlow's fused training ops (SGD, momentum) have no
+    separate kernel path, and their three runs agree as well."""
     from custom_optimizers import _base
 
     dtype = "float64"
@@ -150,15 +153,16 @@ def test_fused_kernel_and_xla_paths_agree(kernel_optimizer_case, monkeypatch):
     runs = {}
     for path, min_size, jit in [("plain", 2**62, False), ("fused", 0, False), ("xla", 0, True)]:
         monkeypatch.setattr(_base, "FUSED_MIN_SIZE", min_size)
-        runs[path] = run_keras(kernel_optimizer_case.make(clip_threshold=4.0), init, grads,
+        runs[path] = run_keras(optimizer_case.make(clip_threshold=4.0), init, grads,
                                jit_compile=jit)
     assert_weights_close(runs["fused"], runs["plain"], 1e-14, 1e-14)
     assert_weights_close(runs["xla"], runs["plain"], 1e-14, 1e-14)
     rtol, atol = TOLERANCE[dtype]
-    reference_run = kernel_optimizer_case.reference(clip_threshold=4.0)
+    reference_run = optimizer_case.reference(clip_threshold=4.0)
     assert_weights_close(runs["fused"], run_reference(reference_run, init, grads), rtol, atol)
 
 
+@pytest.mark.slow
 def test_plain_and_guarded_division_agree(adaptive_optimizer_case, monkeypatch):
     """Where δ cannot vanish the kernel divides plainly; forcing ``divide_no_nan`` there
     gives bit-identical weights, in float32 and float64."""
@@ -300,6 +304,7 @@ EQUIVALENCE_TOLERANCE = {"float32": (1e-5, 1e-5), "float64": (1e-6, 3e-6)}
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", list(TWINS))
+@pytest.mark.slow
 def test_equals_keras_builtin_under_mapping(name, dtype):
     if dtype not in TWINS[name].keras.dtypes:
         pytest.skip(f"keras.optimizers.{TWINS[name].keras.class_name} does not run in {dtype}")
@@ -530,6 +535,7 @@ def test_clip_gradient_under_xla():
     np.testing.assert_allclose(clip(g, 1.0, "sign").numpy(), [[1, -1], [0, 0]])
 
 
+@pytest.mark.slow
 def test_threshold_not_reached_leaves_update_untouched(optimizer_case):
     init, grads = random_problem("float32", steps=10, seed=6)
     largest = max(np.linalg.norm(g) for step in grads for g in step)
@@ -545,6 +551,7 @@ def _some_norms_exceed(grads, u, factor=1.5):
 
 
 @pytest.mark.parametrize("clip_mode", co.CLIP_MODES)
+@pytest.mark.slow
 def test_no_double_clipping_with_keras_clipnorm(optimizer_case, clip_mode):
     """Keras's ``clipnorm=u`` leaves every tensor with norm u (to rounding: up to about one
     ulp above u); the lecture's clipping at the same u must then do nothing, in either mode.
@@ -563,6 +570,7 @@ def test_no_double_clipping_with_keras_clipnorm(optimizer_case, clip_mode):
 
 
 @pytest.mark.parametrize("clip_mode", co.CLIP_MODES)
+@pytest.mark.slow
 def test_no_double_clipping_with_keras_global_clipnorm(optimizer_case, clip_mode):
     u = 1.7
     init, grads = random_problem("float32", steps=10, seed=8)

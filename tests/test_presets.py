@@ -61,6 +61,7 @@ def test_the_lecture_challenges_have_presets():
 
 
 @pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.slow
 def test_every_documented_command_composes_and_validates(preset):
     commands = documented_commands(preset)
     assert any(module == "train" and "-m" in args for module, args in commands), preset
@@ -103,6 +104,7 @@ def _train(store, preset, *overrides):
 @pytest.mark.parametrize("preset", [p for p in PRESETS
                                     if p not in ("vanishing_gradients", "exploding_gradients",
                                                  "no_critical_point", "edge_of_stability")])
+@pytest.mark.slow
 def test_tiny_run(store, preset):
     run, history = _train(store, preset)
     assert run.info.status == "FINISHED"
@@ -111,6 +113,7 @@ def test_tiny_run(store, preset):
     assert len(history["weight_norm"]) == 3
 
 
+@pytest.mark.slow
 def test_vanishing_gradients_first_layer_gets_almost_nothing(store):
     sigmoid, h = _train(store, "vanishing_gradients")
     ratio = h["grad_norm/dense_1"][0] / h["grad_norm/dense_10"][0]
@@ -121,6 +124,7 @@ def test_vanishing_gradients_first_layer_gets_almost_nothing(store):
     assert 0.1 < ratio < 10, ratio
 
 
+@pytest.mark.slow
 def test_exploding_gradients_diverge_without_clipping_only(store):
     from mlflow.tracking import MlflowClient
 

@@ -69,6 +69,8 @@ TRAIN = [
                                   "that id"),
     (["trainer.resume=true", "tracking=off"], "trainer.resume needs tracking"),
     (["dataset=mnist"], "Error: dataset 'mnist' is not available offline"),
+    (["hydra.run.dir=/proc/no-folder"], "hydra.run.dir=/proc/no-folder cannot be created: "),
+    (["-m", "hydra.sweep.dir=/proc/no-folder"], "hydra.sweep.dir=/proc/no-folder cannot be"),
 ]
 
 LANDSCAPE = [
@@ -79,12 +81,19 @@ LANDSCAPE = [
     (["+landscape.foo=1"], "landscape.foo is not a key of landscape"),
     (["+optimizer_overrides.momentun=0.5"], "(did you mean optimizer_overrides.momentum?)"),
     (["schedule=cosine", "schedule.alpha=3"], "schedule.alpha=3.0 is out of range"),
+    (["seed=-1"], "seed=-1 is out of range: valid values are in [0, 4294967295]"),
+    (["optimizers=[sgd]", "tracking.uri=sqlite:////proc/no-store/mlflow.db"],
+     "Error: cannot create the tracking store folder /proc/no-store"),
 ]
 
 SURFACE = [
     (["optimizers=[sgd,adamax]"], "adamax"),
     (["+trainer.epoch=3"], "(did you mean trainer.epochs?)"),
     (["grid_points=1"], "grid_points=1 is out of range"),
+    (["dataset=mnist"], "Error: dataset 'mnist' is not available offline"),
+    (["seed=-1"], "seed=-1 is out of range: valid values are in [0, 4294967295]"),
+    (["tracking.uri=sqlite:////proc/no-store/mlflow.db"],
+     "Error: cannot create the tracking store folder /proc/no-store"),
 ]
 
 COMPARE = [
@@ -94,6 +103,7 @@ COMPARE = [
     (["--target-loss", "nan"], "Error: --target-loss must be a finite number"),
     (["--uri", "http://127.0.0.1:9"], "Error: the tracking server http://127.0.0.1:9 is not "
                                       "reachable"),  # port 9: discard, closed
+    (["--uri", "sqlite:///no/such/folder/mlflow.db"], "Error: no tracking store at "),
 ]
 
 GALLERY = [
@@ -142,12 +152,16 @@ def walk(cases, tmp_path):
 def results(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("refusals")
     store = tmp / "store" / "mlflow.db"
-    cases = [("experiments.train", [*argv, f"tracking.uri=sqlite:///{store}"])
-             for argv, _ in TRAIN]
-    cases += [("experiments.landscape", [*argv, f"tracking.uri=sqlite:///{store}",
-                                         f"output_dir={tmp / 'out'}"]) for argv, _ in LANDSCAPE]
-    cases += [("experiments.surface", [*argv, f"tracking.uri=sqlite:///{store}",
-                                       f"output_dir={tmp / 'out'}"]) for argv, _ in SURFACE]
+
+    def args(argv, *more):  # a store of the test's own, unless the case names one
+        given = any(a.startswith("tracking.uri=") for a in argv)
+        return [*argv, *([] if given else [f"tracking.uri=sqlite:///{store}"]), *more]
+
+    cases = [("experiments.train", args(argv)) for argv, _ in TRAIN]
+    cases += [("experiments.landscape", args(argv, f"output_dir={tmp / 'out'}"))
+              for argv, _ in LANDSCAPE]
+    cases += [("experiments.surface", args(argv, f"output_dir={tmp / 'out'}"))
+              for argv, _ in SURFACE]
     cases += [("experiments.compare", argv) for argv, _ in COMPARE]
     cases += [("experiments.gallery", [*argv, "--out", str(tmp / "out")])
               for argv, _ in GALLERY]
@@ -184,7 +198,8 @@ def _table():  # pragma: no cover - the report's numbers: python tests/test_refu
                              + [("experiments.surface", a) for a, _ in SURFACE]
                              + [("experiments.compare", a) for a, _ in COMPARE]
                              + [("experiments.gallery", a) for a, _ in GALLERY]):
-            extra = [] if module.endswith(("compare", "gallery")) else [
+            extra = [] if module.endswith(("compare", "gallery")) or any(
+                a.startswith("tracking.uri=") for a in argv) else [
                 f"tracking.uri=sqlite:///{tmp}/s/mlflow.db"]
             start, cpu = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
             r = subprocess.run([sys.executable, "-m", module, *argv, *extra], cwd=ROOT,

@@ -4,8 +4,6 @@ descriptions agree with the classes, the references and ``conf/optimizer``."""
 from __future__ import annotations
 
 import inspect
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -31,15 +29,13 @@ def test_unknown_rule_is_refused_naming_the_valid_ones():
 
 
 def test_registry_loads_without_tensorflow():
-    code = ("import sys; from experiments import registry; from experiments import config; "
-            "print(len(registry.optimizer_names()), len(config.OPTIMIZER_SCHEMAS)); "
-            "print(sorted(m for m in ('tensorflow', 'keras', 'custom_optimizers') "
-            "if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                         text=True, check=True).stdout.split("\n")
+    from light import run_light
+
+    out = run_light("from experiments import registry; from experiments import config\n"
+                    "print(len(registry.optimizer_names()), len(config.OPTIMIZER_SCHEMAS))\n",
+                    heavy=("tensorflow", "keras", "custom_optimizers"))
     twins = sum(rule.keras is not None for rule in RULES)
-    assert out[0] == f"{len(RULES) + twins} {len(RULES)}"
-    assert out[1] == "[]"
+    assert out.split("\n")[0] == f"{len(RULES) + twins} {len(RULES)}"
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda rule: rule.name)
@@ -98,3 +94,25 @@ def test_keras_twin_translation_builds_the_builtin(rule):
     assert optimizer.clipnorm == 2.0
     assert rule.keras_refusal({"clip_threshold": 1.0, "clip_mode": "sign"}).startswith(
         "optimizer.clip_mode=sign has no Keras counterpart")
+
+
+@pytest.mark.parametrize("option", registry.optimizer_names())
+def test_optimizer_option_trains_at_the_rules_defaults(option):
+    """One value per hyperparameter, written once in the rule: ``optimizer=<option>``
+    composes to the registry's defaults (which the class signature shows, see above), a
+    Keras twin's option adds only the values its built-in fixes, and no YAML restates a
+    default."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    import experiments.train  # noqa: F401  (registers the schemas)
+
+    name, implementation = registry.parse_option(option)
+    rule = registry.rule(name)
+    fixed = dict(rule.keras.fixed) if implementation == "keras" else {}
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        opt = OmegaConf.to_container(compose("train", [f"optimizer={option}"]).optimizer)
+    assert {k: opt[k] for k in rule.defaults()} == {**rule.defaults(), **fixed}
+    assert (opt["name"], opt["implementation"]) == (name, implementation)
+    yaml = OmegaConf.load(ROOT / "conf" / "optimizer" / f"{option}.yaml")
+    assert set(yaml) & set(rule.defaults()) <= set(fixed), "a default written twice"

@@ -50,6 +50,7 @@ DIVERGING = ["optimizer=sgd", "optimizer.learning_rate=1e9", "trainer.epochs=3",
              "trainer.steps_per_execution=1"]
 
 
+@pytest.mark.slow
 def test_divergence_fails_the_run_and_keeps_its_metrics(tmp_path):
     from experiments.pipeline import run
     from experiments.trainer import Diverged
@@ -68,6 +69,7 @@ def test_divergence_fails_the_run_and_keeps_its_metrics(tmp_path):
     assert all(np.isfinite(m.value) for m in history)
 
 
+@pytest.mark.slow
 def test_a_diverged_job_does_not_stop_the_sweep(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     result = cli("-m", "optimizer=sgd", "optimizer.learning_rate=1e9,0.01",
@@ -80,6 +82,7 @@ def test_a_diverged_job_does_not_stop_the_sweep(tmp_path):
     assert statuses == [("0.01", "FINISHED"), ("1000000000.0", "FAILED")]
 
 
+@pytest.mark.slow
 def test_a_diverged_single_run_exits_non_zero(tmp_path):
     result = cli(*DIVERGING, *QUIET, f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}")
     assert result.returncode == 1
@@ -131,6 +134,7 @@ def uninterrupted(tmp_path_factory):
 
 
 @pytest.mark.parametrize("how", ["SIGINT", "SIGTERM", "SIGKILL"])
+@pytest.mark.slow
 def test_interrupted_run_resumes_exactly(tmp_path, how, uninterrupted):
     """Stop a real training process mid-epoch, resume it: the same run, the same numbers."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -170,6 +174,7 @@ def test_interrupted_run_resumes_exactly(tmp_path, how, uninterrupted):
         straight.data.metrics["test_loss"], rel=1e-5)
 
 
+@pytest.mark.slow
 def test_resume_without_a_run_is_refused(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     result = cli("trainer.max_steps=2", *QUIET, f"tracking.uri={uri}", "trainer.resume=true")
@@ -180,6 +185,7 @@ def test_resume_without_a_run_is_refused(tmp_path):
 
 
 # ----------------------------------------------------------------------------- concurrency
+@pytest.mark.slow
 def test_parallel_sweep_on_a_fresh_sqlite_store(tmp_path):
     uri = f"sqlite:///{tmp_path / 'fresh' / 'mlflow.db'}"
     result = cli("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=3",
@@ -224,6 +230,7 @@ def test_unwritable_store_is_refused(tmp_path):
 
 
 # ----------------------------------------------------------------------------- reproducibility
+@pytest.mark.slow
 def test_same_seed_same_numbers_other_seed_other_numbers():
     from experiments.pipeline import run
 
@@ -237,6 +244,7 @@ def test_same_seed_same_numbers_other_seed_other_numbers():
 
 
 # ----------------------------------------------------------------------------- secrets
+@pytest.mark.slow
 def test_credentials_never_reach_the_tracker(tmp_path, monkeypatch):
     from experiments.pipeline import run
 
@@ -281,6 +289,7 @@ def test_redact(raw, safe):
     (["optimizer=rmsprop", "optimizer.rho=1"], "optimizer.rho=1.0"),
     (["optimizer.gradient_accumulation_steps=1"], "gradient_accumulation_steps=1"),
 ])
+@pytest.mark.slow
 def test_bad_values_leave_no_run(tmp_path, overrides, fragment):
     from experiments.pipeline import run
 

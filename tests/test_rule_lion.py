@@ -20,6 +20,7 @@ CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
 @pytest.mark.parametrize("compiled", [False, True], ids=["eager", "graph"])
+@pytest.mark.slow
 def test_two_steps_by_hand(compiled):
     # Step 1, m = 0: u = sign(0.5 g) = [1, -1];  W = [1 - 0.1, -2 + 0.1];  m = 0.25 g
     # Step 2, g = [-0.1, -1]: β1 m + (1-β1) g = [0.0625 - 0.05, -0.125 - 0.5]: u = [1, -1]

@@ -77,6 +77,7 @@ def test_keras_nadam_is_psi_one_not_the_default():
     assert max_abs_deviation(default, [np.float64(w) for w in theirs]) > 0.02 * travelled
 
 
+@pytest.mark.slow
 def test_matches_reference_with_every_decay():
     init, grads = random_problem("float64", steps=30, seed=13)
     for psi in (0.0, 1.0, 7.0):

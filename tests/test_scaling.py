@@ -75,6 +75,7 @@ def test_slurm_config_is_accepted_by_submitit(tmp_path, monkeypatch):
     assert "--gpus" not in script and "--partition" not in script, script
 
 
+@pytest.mark.slow
 def test_submitit_local_sweep_lands_two_finished_runs(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     sweep = tmp_path / "sweep"
@@ -93,13 +94,19 @@ def test_submitit_local_sweep_lands_two_finished_runs(tmp_path):
 
 # ----------------------------------------------------------------------------- Optuna
 def test_every_rule_has_a_search_preset():
+    """One preset per rule module on disk and per ``conf/optimizer`` option of a custom
+    rule: lists made without the registry."""
     from hydra.core.config_store import ConfigStore
 
-    stored = ConfigStore.instance().list("hparams_search")
-    assert sorted(name.removesuffix(".yaml") for name in stored) == PRESETS
+    stored = sorted(n.removesuffix(".yaml") for n in ConfigStore.instance().list("hparams_search"))
+    modules = (ROOT / "custom_optimizers" / "rules").glob("[!_]*.py")
+    assert stored == sorted(f"{p.stem}_optuna" for p in modules)
+    options = (ROOT / "conf" / "optimizer").glob("*.yaml")
+    assert stored == sorted(f"{p.stem}_optuna" for p in options if not p.stem.startswith("keras_"))
 
 
 @pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.slow
 def test_search_space_stays_inside_the_valid_ranges(preset):
     """Both ends of every searched interval make a config that ``validate`` accepts, for
     the custom optimizer and its Keras twin, and the space is the rule's own."""
@@ -120,6 +127,7 @@ def test_search_space_stays_inside_the_valid_ranges(preset):
                 validate(hydra_cfg(f"optimizer={option}", f"{key}={end}"))
 
 
+@pytest.mark.slow
 def test_optuna_study_trials_are_runs_grouped_under_the_study(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     sweep = tmp_path / "study"

@@ -97,6 +97,7 @@ def test_rule_under_a_schedule_matches_the_reference(rule, hp):
         assert np.allclose(paths["keras"][-1], want[-1], atol=0.1)
 
 
+@pytest.mark.slow
 def test_resume_in_the_middle_of_a_warmup_continues_the_schedule(tmp_path, monkeypatch):
     """Interrupted (a real SIGINT) at step 6 of a 12-step warmup and resumed: the logged
     learning rate and loss equal an uninterrupted run's at every step."""
@@ -139,6 +140,7 @@ def test_resume_in_the_middle_of_a_warmup_continues_the_schedule(tmp_path, monke
         history(uri, straight, "loss"), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_an_optuna_study_may_search_the_schedule():
     """``schedule.warmup_steps=int(interval(1,300))`` on the command line joins a preset's
     search space (the Optuna sweeper's own parser); both ends are checked up front."""

@@ -90,6 +90,7 @@ def _keras_loss(model, theta, x, y):
     return float(loss(y, model(x, training=False)))
 
 
+@pytest.mark.slow
 def test_tiny_surface_is_tracked_and_its_grids_are_the_models_loss(tmp_path, shared_store):
     from mlflow.tracking import MlflowClient
 
@@ -149,3 +150,18 @@ def test_tiny_surface_is_tracked_and_its_grids_are_the_models_loss(tmp_path, sha
     assert [p.label for p in again["paths"]] == ["sgd", "adam"]
     for key in ("contour", "plane", "line/init/sgd", "line/sgd/adam"):
         assert np.allclose(again["grids"][key], grids[key], rtol=1e-6), key
+
+
+def test_a_missing_run_is_refused_before_the_surface_run_exists(tmp_path, shared_store):
+    from mlflow.tracking import MlflowClient
+
+    def runs():
+        client = MlflowClient(tracking_uri=shared_store)
+        ids = [e.experiment_id for e in client.search_experiments()]
+        return len(client.search_runs(ids)) if ids else 0
+
+    before = runs()
+    with pytest.raises(ConfigError, match="runs: 0123abcd has no config/config.yaml"):
+        surfaces.run(make_cfg(f"tracking.uri={shared_store}", "runs=[0123abcd]",
+                              f"output_dir={tmp_path / 'out'}"))
+    assert runs() == before and not (tmp_path / "out").exists()

@@ -194,6 +194,7 @@ def tracking_server(request):
     return uri, artifacts, pg
 
 
+@pytest.mark.slow
 def test_a_job_logs_to_the_shared_server(tracking_server, tmp_path):
     from mlflow.tracking import MlflowClient
 

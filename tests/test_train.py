@@ -43,6 +43,7 @@ def client(uri):
 
 
 @pytest.mark.parametrize("group", GROUPS)
+@pytest.mark.slow
 def test_every_option_composes_and_validates(group):
     found = options(group)
     assert found, group
@@ -126,6 +127,7 @@ def _history_lengths(uri, run_id, names):
     return {n: len(c.get_metric_history(run_id, n)) for n in names}
 
 
+@pytest.mark.slow
 def test_tracked_run_is_complete(store):
     cfg, result = _train(store, "trainer.max_steps=5", "trainer.epochs=3",
                          "tracking.log_model=true", "tracking.log_plots=true",
@@ -220,6 +222,7 @@ def test_sgd_has_no_effective_learning_rate(store):
     ("digits", "logreg"), ("digits", "cnn"), ("digits", "rnn"),
     ("breast_cancer", "mlp"), ("mnist5k", "cnn"), ("mnist1d", "cnn"), ("mnist1d", "rnn"),
 ])
+@pytest.mark.slow
 def test_tiny_training_per_dataset_and_model(store, dataset, model):
     _, result = _train(store, f"dataset={dataset}", f"model={model}", "trainer.max_steps=3")
     run = client(store).get_run(result["run_id"])
@@ -248,6 +251,7 @@ def _cli(*args, env_extra=None, timeout=300, tf_log_level="3"):
                           capture_output=True, text=True, timeout=timeout, env=env)
 
 
+@pytest.mark.slow
 def test_two_job_multirun_is_grouped(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     result = _cli("-m", "optimizer=adam,keras_adam", *TINY, f"tracking.uri={uri}",

@@ -15,9 +15,14 @@ class Adam(Reference):
         self.b1, self.b2, self.delta = beta_1, beta_2, epsilon
         self.bias_correction = bias_correction
 
-    def _update(self, i, w, g):
+    def _moments(self, i, g):
+        """The moving averages v (first moment) and r (second), updated with ``g``."""
         v = self.state["v"][i] = self.b1 * self.state["v"][i] + (1 - self.b1) * g
         r = self.state["r"][i] = self.b2 * self.state["r"][i] + (1 - self.b2) * g * g
+        return v, r
+
+    def _update(self, i, w, g):
+        v, r = self._moments(i, g)
         if self.bias_correction:
             v = v / (1 - self.b1 ** self.t)
             r = r / (1 - self.b2 ** self.t)
@@ -42,6 +47,21 @@ def _keras_effective_learning_rates(optimizer):
     return out
 
 
+BETA_1 = decay("beta_1", 0.9, "ρ1, the decay of the first-moment average")
+BETA_2 = decay("beta_2", 0.999, "ρ2, the decay of the second-moment average")
+EPSILON = epsilon("δ, outside the root of the corrected second moment")
+SEARCH_SPACE = {"learning_rate": SearchDim("log", 1e-5, 1.0),
+                "beta_1": SearchDim("log1m", 1e-3, 0.5),
+                "beta_2": SearchDim("log1m", 1e-4, 0.1),
+                "epsilon": SearchDim("log", 1e-10, 1e-3)}
+
+
+def adam_keras_arguments(hp):
+    """η, ρ1, ρ2 and δ under Keras's names (Adam's and Nadam's)."""
+    return {"learning_rate": float(hp["learning_rate"]), "beta_1": float(hp["beta_1"]),
+            "beta_2": float(hp["beta_2"]), "epsilon": float(hp["epsilon"])}
+
+
 RULE = Rule(
     name="adam",
     title="Adam",
@@ -50,27 +70,20 @@ RULE = Rule(
     reference=Adam,
     learning_rate=0.001,
     hyperparameters=(
-        decay("beta_1", 0.9, "ρ1, the decay of the first-moment average"),
-        decay("beta_2", 0.999, "ρ2, the decay of the second-moment average"),
-        epsilon("δ, outside the root of the corrected second moment"),
+        BETA_1, BETA_2, EPSILON,
         Hyperparameter("bias_correction", True, doc="divide the averages by 1 - ρ^t"),
     ),
     adaptive=True,
     keras=KerasTwin(
         "Adam", exact=False,
-        arguments=lambda hp: {"learning_rate": float(hp["learning_rate"]),
-                              "beta_1": float(hp["beta_1"]), "beta_2": float(hp["beta_2"]),
-                              "epsilon": float(hp["epsilon"])},
+        arguments=adam_keras_arguments,
         fixed={"bias_correction": True},
         note="keras.optimizers.Adam(η, ρ1, ρ2, epsilon=δ): Keras adds its 'epsilon hat' to the "
              "uncorrected sqrt(r), equal to the lecture's δ only as δ -> 0",
         equal_when={"epsilon": 0.0},
         effective_learning_rates=_keras_effective_learning_rates,
     ),
-    search_space={"learning_rate": SearchDim("log", 1e-5, 1.0),
-                  "beta_1": SearchDim("log1m", 1e-3, 0.5),
-                  "beta_2": SearchDim("log1m", 1e-4, 0.1),
-                  "epsilon": SearchDim("log", 1e-10, 1e-3)},
+    search_space=SEARCH_SPACE,
     colour="tab:brown",
     landscape_learning_rate=0.1,
     test_arguments={"learning_rate": 0.01, "beta_1": 0.9, "beta_2": 0.99, "epsilon": 1e-3},

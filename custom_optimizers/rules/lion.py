@@ -33,7 +33,7 @@ RULE = Rule(
     order=80,
     class_path="custom_optimizers.lion:Lion",
     reference=Lion,
-    learning_rate=1e-4,
+    learning_rate=3e-4,
     hyperparameters=(
         decay("beta_1", 0.9, "β1, the weight of the momentum in the update's sign"),
         decay("beta_2", 0.99, "β2, the decay of the momentum"),

@@ -2,20 +2,19 @@
 
 import numpy as np
 
-from custom_optimizers.rules._reference import Reference
-from custom_optimizers.rules._rule import (Hyperparameter, KerasTwin, Rule, SearchDim, decay,
-                                           epsilon)
+from custom_optimizers.rules._rule import Hyperparameter, KerasTwin, Rule
+from custom_optimizers.rules.adam import (BETA_1, BETA_2, EPSILON, SEARCH_SPACE, Adam,
+                                          adam_keras_arguments)
 
 
-class NAdam(Reference):
+class NAdam(Adam):
     """Written from Dozat's algorithm (and ``torch.optim.NAdam``): μ(t), the running
-    product of the μ's, the look-ahead first moment, δ outside the corrected root."""
-
-    state_names = ("v", "r")
+    product of the μ's, the look-ahead first moment, δ outside the corrected root. Adam's
+    moments and (always bias-corrected) effective learning rates."""
 
     def __init__(self, learning_rate, beta_1, beta_2, epsilon, momentum_decay=0.004, **kw):
-        super().__init__(learning_rate, **kw)
-        self.b1, self.b2, self.delta, self.psi = beta_1, beta_2, epsilon, momentum_decay
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, **kw)
+        self.psi = momentum_decay
         self.product = 1.0  # Π_{i<=t} μ(i), advanced once per step
         self.advanced_to = 0
 
@@ -27,16 +26,11 @@ class NAdam(Reference):
             self.product *= self.mu(self.t)
             self.advanced_to = self.t
         mu, mu_next = self.mu(self.t), self.mu(self.t + 1)
-        v = self.state["v"][i] = self.b1 * self.state["v"][i] + (1 - self.b1) * g
-        r = self.state["r"][i] = self.b2 * self.state["r"][i] + (1 - self.b2) * g * g
+        v, r = self._moments(i, g)
         v_hat = (mu_next * v / (1 - self.product * mu_next)
                  + (1 - mu) * g / (1 - self.product))
         r_hat = r / (1 - self.b2 ** self.t)
         return w - self.lr / (self.delta + np.sqrt(r_hat)) * v_hat
-
-    def effective_learning_rates(self):
-        return [self.lr / (self.delta + np.sqrt(r / (1 - self.b2 ** self.t)))
-                for r in self.state["r"]]
 
 
 def _keras_effective_learning_rates(optimizer):
@@ -61,27 +55,20 @@ RULE = Rule(
     reference=NAdam,
     learning_rate=0.001,
     hyperparameters=(
-        decay("beta_1", 0.9, "ρ1, the decay of the first-moment average"),
-        decay("beta_2", 0.999, "ρ2, the decay of the second-moment average"),
-        epsilon("δ, outside the root of the corrected second moment"),
+        BETA_1, BETA_2, EPSILON,
         Hyperparameter("momentum_decay", 0.004, 0.0, None, False, False,
                        "ψ: μ(t) = ρ1 (1 - 0.5·0.96^(ψ t)); 0.004 as Dozat and PyTorch"),
     ),
     adaptive=True,
     keras=KerasTwin(
         "Nadam", exact=True,
-        arguments=lambda hp: {"learning_rate": float(hp["learning_rate"]),
-                              "beta_1": float(hp["beta_1"]), "beta_2": float(hp["beta_2"]),
-                              "epsilon": float(hp["epsilon"])},
+        arguments=adam_keras_arguments,
         fixed={"momentum_decay": 1.0},
         effective_learning_rates=_keras_effective_learning_rates,
         note="keras.optimizers.Nadam(η, ρ1, ρ2, epsilon=δ) computes 0.96^t, i.e. ψ = 1, with "
              "δ outside the corrected root as here: the same rule for momentum_decay=1",
     ),
-    search_space={"learning_rate": SearchDim("log", 1e-5, 1.0),
-                  "beta_1": SearchDim("log1m", 1e-3, 0.5),
-                  "beta_2": SearchDim("log1m", 1e-4, 0.1),
-                  "epsilon": SearchDim("log", 1e-10, 1e-3)},
+    search_space=SEARCH_SPACE,
     colour="tab:pink",
     landscape_learning_rate=0.1,
     test_arguments={"learning_rate": 0.01, "beta_1": 0.9, "beta_2": 0.99, "epsilon": 1e-3,

@@ -76,7 +76,8 @@ from experiments.data.cache import CACHE_FORMAT, default_cache_dir
 from experiments.data.keras_cache import (KERAS_FILE_SHA256, DatasetUnavailable,
                                           keras_datasets_dir, keras_home)
 from experiments.data.loader import load_dataset
-from experiments.data.sources import (DATASETS, KINDS, DatasetSpec, RawData, check_available,
+from experiments.data.raw import RawData
+from experiments.data.sources import (DATASETS, KINDS, DatasetSpec, check_available,
                                       dataset_names, get_spec, is_available)
 from experiments.data.splits import Splits
 

@@ -11,6 +11,8 @@ from typing import Iterator
 
 import numpy as np
 
+from experiments.data.raw import RawData
+
 
 class DatasetUnavailable(RuntimeError):
     """A dataset that needs a download is not in the local Keras cache (nothing is fetched)."""
@@ -171,8 +173,6 @@ def _keras_reads_from(datasets_dir: Path, name: str) -> Iterator[None]:
 
 
 def _load_cifar_folder(folder: Path):
-    from experiments.data.sources import RawData
-
     from keras.src.datasets.cifar import load_batch  # Keras' own (restricted) batch parser
 
     xs, ys = [], []
@@ -187,8 +187,6 @@ def _load_cifar_folder(folder: Path):
 
 def load_keras_dataset(name: str):
     """``keras.datasets.<name>.load_data()`` as ``RawData``, from the checked cache only."""
-    from experiments.data.sources import RawData
-
     checked = _resolve_keras_files(name)  # fail fast, before importing TensorFlow
     import keras
 

@@ -2,24 +2,15 @@
 
 import random
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable
 
 import numpy as np
 
 from experiments.data.keras_cache import (DatasetUnavailable, _resolve_keras_files,
                                           load_keras_dataset)
+from experiments.data.raw import RawData
 
 KINDS = ("image", "sequence", "tabular")
-
-
-@dataclass(frozen=True)
-class RawData:
-    """What a builder returns: the source arrays, unscaled, with an official test split or not."""
-
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: Optional[np.ndarray] = None
-    y_test: Optional[np.ndarray] = None
 
 
 @dataclass(frozen=True)
@@ -78,7 +69,7 @@ def _build_mnist1d() -> RawData:
 def _build_noisy_quadratic() -> RawData:
     from experiments import noisy_quadratic
 
-    return noisy_quadratic.build_raw()
+    return RawData(*noisy_quadratic.build_raw())
 
 
 def _build_keras_mnist() -> RawData:

@@ -6,7 +6,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-from experiments.data.sources import DatasetSpec, RawData
+from experiments.data.raw import RawData
+from experiments.data.sources import DatasetSpec
 
 
 @dataclass

@@ -13,8 +13,8 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from experiments import registry
-from experiments.config import (OPTIMIZERS, ConfigError, TrackingSchema, check_range,
-                                validate_optimizer)
+from experiments.config import (MAX_SEED, OPTIMIZERS, ConfigError, TrackingSchema,
+                                check_range, validate_optimizer)
 from experiments.landscapes.functions import LANDSCAPES
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
@@ -112,7 +112,7 @@ def optimizer_options() -> list[str]:
     return sorted(p.stem for p in (CONF / "optimizer").glob("*.yaml"))
 
 
-def _compose_option(option: str) -> DictConfig:
+def compose_option(option: str) -> DictConfig:
     """The ``optimizer`` option ``option`` as Hydra composes it (schema, defaults, YAML)."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
@@ -147,7 +147,7 @@ def optimizer_configs(cfg: DictConfig) -> dict[str, dict]:
         if option not in options:
             raise ConfigError(f"optimizers: {option!r} is not an optimizer option: choose "
                               f"from {', '.join(options)}")
-        opt = _compose_option(option)
+        opt = compose_option(option)
         opt.learning_rate = rates.get(opt.name, registry.rule(opt.name).landscape_learning_rate)
         for key, value in overrides.items():
             if key in opt:
@@ -207,6 +207,7 @@ def validate(cfg: DictConfig) -> dict[str, dict]:
     check_range("grid_points", cfg.grid_points, low=2)
     check_range("greedy_evaluations", cfg.greedy_evaluations, low=1)
     check_range("gif_frames", cfg.gif_frames, low=2)
+    check_range("seed", cfg.seed, low=0, high=MAX_SEED)
     check_range("tracking.log_every_n_steps", cfg.tracking.log_every_n_steps, low=1)
     if cfg.optimizers is not None and not cfg.optimizers:
         raise ConfigError("optimizers is empty: list at least one optimizer option, or null "

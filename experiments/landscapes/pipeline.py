@@ -93,7 +93,8 @@ def _log_child(parent, uri, tr, landscape: str, traj: Trajectory, conf: dict | N
         parent.log_metrics({f"{k}/{traj.label}": v for k, v in summary.items()}, final)
 
 
-def _output_dir(cfg) -> Path:
+def output_dir(cfg) -> Path:
+    """Where a run writes its files: ``cfg.output_dir``, else Hydra's job folder."""
     if cfg.output_dir:
         return Path(cfg.output_dir)
     from hydra.core.hydra_config import HydraConfig
@@ -123,6 +124,7 @@ def run(cfg: DictConfig, *, optimizers: dict[str, dict] | None = None,
     parent, uri = None, None
     if tr.enabled:
         uri = tracking.resolve_tracking_uri(tr.uri)
+        tracking.probe_store(uri)  # TrackingUnavailable before any run or picture exists
         tags = {"landscape": ls.name, "kind": "landscape", **(sweep or {}),
                 **{str(k): str(v) for k, v in tr.tags.items()}}
         parent = tracking.RunLogger.start(uri, tr.experiment_name,
@@ -145,7 +147,7 @@ def run(cfg: DictConfig, *, optimizers: dict[str, dict] | None = None,
         for traj in results:
             traj.summary = summarize(traj, spec, f, ls)
         table = markdown_table(f"{ls.name} ({steps} steps from {tuple(start)})", results, spec)
-        folder = _output_dir(cfg)
+        folder = output_dir(cfg)
         folder.mkdir(parents=True, exist_ok=True)
         files = landscape_plots.draw_all(folder, ls.name, f, spec, list(ls.bounds), results,
                                          cfg.gif_frames)
