@@ -141,6 +141,8 @@ class LectureOptimizer(keras.optimizers.Optimizer):
         Known when the step is traced, so a kernel divides plainly when δ cannot vanish (the
         work of Keras's own update) and with ``divide_no_nan`` only when it can.
         """
+        if not isinstance(delta, numbers.Real) or not isinstance(smallest_scale, numbers.Real):
+            return True  # a tensor (a hyperparameter held in a variable): guard, same numbers
         dtype = keras.backend.standardize_dtype(dtype)
         tiny = np.finfo("float32" if dtype == "bfloat16" else dtype).tiny
         return not delta * smallest_scale >= 2 * tiny

@@ -109,7 +109,7 @@ class NAdam(AdaptiveLectureOptimizer):
                          self.beta_1, 1.0 - self.beta_1, self.beta_2, 1.0 - self.beta_2,
                          ahead, now, lr / second, self.epsilon / second,
                          guard_zero=self._guard_zero(self.epsilon, variable.dtype,
-                                                     math.sqrt(1.0 - self.beta_2)))
+                                                     (1.0 - self.beta_2) ** 0.5))
 
     def effective_learning_rates(self):
         """``ε / (δ + sqrt(r̂_j))``: the factor the look-ahead first moment v̂ is scaled by."""
