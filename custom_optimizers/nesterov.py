@@ -56,7 +56,7 @@ class Nesterov(LectureOptimizer):
             var=(variable.value if isinstance(variable, keras.Variable) else variable).handle,
             accum=(v.value if isinstance(v, keras.Variable) else v).handle,
             lr=lr,
-            grad=ops.multiply(gradient, 1.0 - a),
+            grad=ops.multiply(gradient, ops.cast(1.0 - a, variable.dtype)),
             momentum=ops.convert_to_tensor(a, dtype=variable.dtype),
             use_nesterov=True,
         )
