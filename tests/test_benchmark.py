@@ -333,7 +333,10 @@ def test_tiny_run_parent_and_children_twins_identical_and_resume(tmp_path):
     assert {"workload", "optimizer", "ruleset", "study", "trial", "steps_to_target",
             "seconds_to_target", "best_value", "diverged", "seconds", "eval_seconds",
             "learning_rate", "momentum", "budget_steps", "eval_every"} <= set(results.columns)
-    assert (results["path"] == "variables").all()
+    # Keras's SGD reads its momentum in Python (`if self.momentum != 0`): retraced
+    paths = results.groupby("optimizer")["path"].agg(set)
+    assert paths.to_dict() == {"sgd": {"variables"}, "keras_sgd": {"variables"},
+                               "momentum": {"variables"}, "keras_momentum": {"retraced"}}
     keys = ["ruleset", "study", "trial"]
     for rule in ("sgd", "momentum"):
         a = results[results.optimizer == rule].set_index(keys)

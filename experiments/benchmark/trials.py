@@ -238,7 +238,8 @@ class Engine:
                 self._chunk, self._evaluate = self._trace(self.optimizer)
                 self.fast = True
                 break
-            except Exception:  # a hyperparameter Python code reads while tracing, or a
+            except Exception:  # a hyperparameter Python code reads while tracing (Keras's
+                # SGD: `if self.momentum != 0`), or a
                 self.optimizer = self._build(hps[0])  # dtype an operation refuses
         if not self.fast:
             self.optimizer = None
@@ -401,6 +402,7 @@ class Engine:
 
     # -- one trial ------------------------------------------------------------------------
     def run(self, spec: TrialSpec) -> dict:
+        cpu = time.process_time()
         weights = initial_weights(self.w, self.splits.input_shape, self.splits.num_classes,
                                   spec.seed)
         for v, value in zip(self.model.weights, weights):
@@ -437,9 +439,12 @@ class Engine:
             eval_seconds += time.perf_counter() - start
             out.record(step, value, seconds)
         point = getattr(optimizer, "evaluation_point", None) is not None
-        return out.row(spec, diverged=diverged, steps_run=int(optimizer.iterations.numpy()),
-                       seconds=seconds, eval_seconds=eval_seconds,
-                       evaluated_at="evaluation_point" if point else "weights", path=path)
+        row = out.row(spec, diverged=diverged, steps_run=int(optimizer.iterations.numpy()),
+                      seconds=seconds, eval_seconds=eval_seconds,
+                      evaluated_at="evaluation_point" if point else "weights", path=path)
+        # everything the trial cost this process (its weights, resets, tracing if retraced)
+        row["cpu_seconds"] = round(time.process_time() - cpu, 4)
+        return row
 
 
 def run_trial_with_trainer(spec: TrialSpec, data: DataCache) -> dict:

@@ -174,8 +174,13 @@ OPTIMIZER_SETS = {
 
 
 def select_optimizers(names: Sequence[str] | str | None) -> list[Optimizer]:
-    """A list of options, or one of ``OPTIMIZER_SETS`` (None: ``all``)."""
+    """A list of options and ``OPTIMIZER_SETS``, or one set (None: ``all``)."""
     known = all_optimizers()
+    if isinstance(names, (list, tuple)) and set(names) & set(OPTIMIZER_SETS):
+        chosen = {o.name for n in names
+                  for o in (select_optimizers(n) if n in OPTIMIZER_SETS
+                            else select_optimizers([n]))}
+        return [o for o in known if o.name in chosen]
     if names is None or names == "all":
         return known
     if names == "custom":
