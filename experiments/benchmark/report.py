@@ -257,19 +257,22 @@ def design_checks(results: pd.DataFrame, scores: pd.DataFrame) -> dict:
 
 
 def workload_table(results: pd.DataFrame, workloads: Sequence) -> str:
-    """Per workload: metric, target, budget, and what a trial cost here."""
+    """Per workload: metric, target, the run's budget and evaluation period, what a trial
+    cost (training seconds; evaluation apart) and how many reached the target."""
     body = []
     for w in workloads:
         g = results[results["workload"] == w.name]
         if g.empty:
             continue
         q1, med, q3 = np.quantile(g["seconds"], [0.25, 0.5, 0.75])
-        body.append([w.name, w.metric, f"{w.target:.4g}", w.steps, w.batch_size,
-                     f"{med:.1f} [{q1:.1f}, {q3:.1f}]",
+        body.append([w.name, w.metric, f"{w.target:.4g}", int(g["budget_steps"].max()),
+                     int(g["eval_every"].max()), w.batch_size,
+                     f"{med:.2f} [{q1:.2f}, {q3:.2f}]", f"{g['eval_seconds'].median():.2f}",
                      f"{g['steps_to_target'].notna().sum()}/{len(g)}",
                      f"{g['diverged'].astype(bool).sum()}"])
-    return markdown.table(["workload", "metric", "target", "step budget", "batch",
-                           "trial seconds, median [IQR]", "trials at target", "diverged"],
+    return markdown.table(["workload", "metric", "target", "step budget", "evaluation every",
+                           "batch", "training seconds per trial, median [IQR]",
+                           "evaluation seconds, median", "trials at target", "diverged"],
                           body)
 
 
