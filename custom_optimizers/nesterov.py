@@ -4,7 +4,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from custom_optimizers._base import LectureOptimizer
+from custom_optimizers._base import LectureOptimizer, as_dtype
 from custom_optimizers._checks import check_hyperparameter
 
 
@@ -56,7 +56,7 @@ class Nesterov(LectureOptimizer):
             var=(variable.value if isinstance(variable, keras.Variable) else variable).handle,
             accum=(v.value if isinstance(v, keras.Variable) else v).handle,
             lr=lr,
-            grad=ops.multiply(gradient, ops.cast(1.0 - a, variable.dtype)),
+            grad=ops.multiply(gradient, as_dtype(1.0 - a, variable.dtype)),
             momentum=ops.convert_to_tensor(a, dtype=variable.dtype),
             use_nesterov=True,
         )

@@ -252,6 +252,10 @@ def tiny_workload(tmp_path, name="breast_cancer_logreg", target=None):
     return folder
 
 
+#: rules whose hyperparameters the engine holds in variables (one trace for all trials)
+TAKE_VARIABLES = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "nadam", "lion")
+
+
 @pytest.mark.parametrize("rule", registry.rule_names())
 def test_the_fast_path_gives_the_trainers_steps_and_values(rule):
     """Every rule of the registry: the engine (one trace, hyperparameters as variables,
@@ -273,7 +277,8 @@ def test_the_fast_path_gives_the_trainers_steps_and_values(rule):
             np.testing.assert_allclose(fast["curve"]["value"], ref["curve"]["value"],
                                        rtol=2e-4, atol=1e-6, err_msg=spec.label())
             assert fast["best_value"] == pytest.approx(ref["best_value"], rel=2e-4)
-    assert fast["path"] == "variables", "the rule's hyperparameters could not be variables"
+    if rule in TAKE_VARIABLES:  # a rule added later may be retraced: slower, same numbers
+        assert fast["path"] == "variables", "the rule's hyperparameters are no longer variables"
 
 
 def test_an_optimizer_that_cannot_take_variables_is_retraced_with_the_same_result(monkeypatch):
