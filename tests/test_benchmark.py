@@ -169,7 +169,7 @@ def test_presets_are_sized_as_documented():
                          and p["tuned"]["trials"] >= 8 and p["tuned"]["studies"] >= 5
                          and p["at_defaults"]["seeds"] == 5
                          and [o.name for o in s.optimizers] == list(registry.rule_names())),
-                        ("smoke", lambda p, s: len(benchmark.exact_pairs(s.optimizers)) >= 2),
+                        ("smoke", lambda p, s: len(benchmark.exact_pairs(s.optimizers)) >= 1),
                         ("twins", lambda p, s: set(benchmark.exact_pairs(s.optimizers))
                          == {o.rule.name for o in s.optimizers}),
                         ("full", lambda p, s: len(s.workloads) == 7)):
