@@ -7,6 +7,7 @@ import io
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -385,6 +386,17 @@ def test_tiny_run_parent_and_children_twins_identical_and_resume(tmp_path):
     assert board2.split("\n", 1)[1].split("**Workloads**")[0] == \
         board.split("\n", 1)[1].split("**Workloads**")[0]
     assert len(client.search_runs([exp.experiment_id], "tags.run_type = 'benchmark'")) == 1
+
+    # the README's tables and figures come back from the stored run alone
+    from experiments.benchmark import report
+
+    (tmp_path / "out" / "leaderboard.md").write_text(board.split("\n", 1)[0] + "\n")
+    shutil.rmtree(tmp_path / "out" / "plots")
+    report.main([str(tmp_path / "out"), "--docs", str(tmp_path / "docs"), "--bootstrap", "50"])
+    assert (tmp_path / "out" / "leaderboard.md").read_text().split("**Workloads**")[0] == \
+        board.split("**Workloads**")[0]
+    assert sorted(p.name for p in (tmp_path / "docs").glob("*.png")) == [
+        "budget_curves.png", "lr_sensitivity.png", "profiles.png", "time_to_target.png"]
 
 
 @pytest.mark.slow
