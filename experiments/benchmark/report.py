@@ -225,13 +225,13 @@ def claims_table(claims: pd.DataFrame, level: float = 0.95) -> str:
         return ""
     body = []
     for r in claims.itertuples():
-        verdict = {f"{r.a} faster": "holds", f"{r.b} faster": "reversed"}.get(
-            r.verdict, "inconclusive")
+        verdict = {f"{r.a} faster": f"holds ({r.a} faster)",
+                   f"{r.b} faster": f"reversed ({r.b} faster)"}.get(r.verdict, r.verdict)
         body.append([r.claim, r.ruleset, f"{r.a} / {r.b}",
                      f"{r.ratio:.2f} [{r.ratio_low:.2f}, {r.ratio_high:.2f}]",
                      f"{r.score_difference:+.2f} [{r.difference_low:+.2f}, "
-                     f"{r.difference_high:+.2f}]", f"{verdict} ({r.verdict})",
-                     f"{r.detectable:.2f}"])
+                     f"{r.difference_high:+.2f}]", verdict,
+                     f"{r.detectable:.2f}" if math.isfinite(r.detectable) else "–"])
     n = len(claims)
     return (markdown.table(["lecture claim", "ruleset", "rules", "time ratio (geometric mean)",
                             "two-rule score difference", "verdict",

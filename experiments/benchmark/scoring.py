@@ -51,7 +51,7 @@ design is paired), and recomputes every time, ratio and score. Intervals are the
 percentiles of the replicates. A claim whose interval holds 0 (score difference) or 1
 (time ratio) is **inconclusive**. The smallest time ratio the design detects (two-sided
 5 %, power 80 %) is exp(2.8 · sd) with sd the replicates' standard deviation of the
-log geometric mean.
+log geometric mean (undefined, NaN, where the replicates do not vary).
 
 Budget curves
 -------------
@@ -264,12 +264,15 @@ def compare(results: pd.DataFrame, a: str, b: str, ruleset: str, n_boot: int = 1
     lo, hi = np.quantile(rep_gm, [tail, 1.0 - tail])
     dlo, dhi = np.quantile(rep_diff, [tail, 1.0 - tail])
     verdict = (f"{a} faster" if hi < 0 else f"{b} faster" if lo > 0 else "inconclusive")
+    sd = float(np.std(rep_gm))
     censored = np.minimum(t, budget)
     return {"a": a, "b": b, "ruleset": ruleset, "ratio": float(np.exp(log_gm)),
             "ratio_low": float(np.exp(lo)), "ratio_high": float(np.exp(hi)),
             "score_difference": float(diff), "difference_low": float(dlo),
             "difference_high": float(dhi), "verdict": verdict,
-            "detectable": float(np.exp(POWER_Z * np.std(rep_gm))),
+            # no spread among the replicates (e.g. both rules miss everywhere): the design
+            # says nothing about its power there
+            "detectable": float(np.exp(POWER_Z * sd)) if sd > 0 else math.nan,
             "per_workload": dict(zip(workloads, (censored[0] / censored[1]).tolist()))}
 
 
