@@ -272,7 +272,7 @@ def compare(results: pd.DataFrame, a: str, b: str, ruleset: str, n_boot: int = 1
             "difference_high": float(dhi), "verdict": verdict,
             # no spread among the replicates (e.g. both rules miss everywhere): the design
             # says nothing about its power there
-            "detectable": float(np.exp(POWER_Z * sd)) if sd > 0 else math.nan,
+            "detectable": float(np.exp(POWER_Z * sd)) if sd > 1e-12 else math.nan,
             "per_workload": dict(zip(workloads, (censored[0] / censored[1]).tolist()))}
 
 
