@@ -127,10 +127,7 @@ class LectureOptimizer(keras.optimizers.Optimizer):
             kernel = compiled
         elif options:
             kernel = functools.partial(kernel, **options)
-        dtype = variable.dtype
-        # A Python number straight to the dtype: ops.cast would round it to float32 first.
-        kernel(*variables, *(ops.cast(t, dtype) if hasattr(t, "dtype")
-                             else ops.convert_to_tensor(t, dtype=dtype) for t in tensors))
+        kernel(*variables, *(as_dtype(t, variable.dtype) for t in tensors))
 
     @staticmethod
     def _guard_zero(delta, dtype, smallest_scale=1.0):
@@ -141,6 +138,8 @@ class LectureOptimizer(keras.optimizers.Optimizer):
         Known when the step is traced, so a kernel divides plainly when δ cannot vanish (the
         work of Keras's own update) and with ``divide_no_nan`` only when it can.
         """
+        if not isinstance(delta, numbers.Real) or not isinstance(smallest_scale, numbers.Real):
+            return True  # a tensor (a hyperparameter held in a variable): guard, same numbers
         dtype = keras.backend.standardize_dtype(dtype)
         tiny = np.finfo("float32" if dtype == "bfloat16" else dtype).tiny
         return not delta * smallest_scale >= 2 * tiny
@@ -153,6 +152,15 @@ class LectureOptimizer(keras.optimizers.Optimizer):
         config = super().get_config()
         config.update({"clip_threshold": self.clip_threshold, "clip_mode": self.clip_mode})
         return config
+
+
+def as_dtype(value, dtype):
+    """``value`` (a Python number or a tensor, e.g. a hyperparameter held in a variable) as
+    a tensor of ``dtype``. A Python number goes straight to the dtype: ``ops.cast`` would
+    round it to float32 first."""
+    if hasattr(value, "dtype"):
+        return ops.cast(value, dtype)
+    return ops.convert_to_tensor(value, dtype=dtype)
 
 
 def moving_average(average, new, decay, one_minus_decay):

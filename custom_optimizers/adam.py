@@ -1,7 +1,5 @@
 """Adam: RMSProp plus momentum, with bias correction of both moving averages."""
 
-import math
-
 import keras
 from keras import ops
 
@@ -83,7 +81,7 @@ class Adam(AdaptiveLectureOptimizer):
                          lr * first / second, self.epsilon / second,
                          guard_zero=self._guard_zero(
                              self.epsilon, variable.dtype,
-                             math.sqrt(1.0 - self.beta_2) if self.bias_correction else 1.0))
+                             (1.0 - self.beta_2) ** 0.5 if self.bias_correction else 1.0))
 
     def effective_learning_rates(self):
         """``ε / (δ + sqrt(r̂_j))``: the factor the corrected first moment v̂ is scaled by."""

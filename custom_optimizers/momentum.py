@@ -4,7 +4,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from custom_optimizers._base import LectureOptimizer
+from custom_optimizers._base import LectureOptimizer, as_dtype
 from custom_optimizers._checks import check_hyperparameter
 
 
@@ -60,7 +60,7 @@ class Momentum(LectureOptimizer):
             var=(variable.value if isinstance(variable, keras.Variable) else variable).handle,
             accum=(v.value if isinstance(v, keras.Variable) else v).handle,
             lr=lr,
-            grad=ops.multiply(gradient, 1.0 - self.momentum),
+            grad=ops.multiply(gradient, as_dtype(1.0 - self.momentum, variable.dtype)),
             momentum=ops.convert_to_tensor(self.momentum, dtype=variable.dtype),
             use_nesterov=self.nesterov,
         )

@@ -104,7 +104,7 @@ class NAdam(Adam):
                          self.beta_1, 1.0 - self.beta_1, self.beta_2, 1.0 - self.beta_2,
                          ahead, now, lr / second, self.epsilon / second,
                          guard_zero=self._guard_zero(self.epsilon, variable.dtype,
-                                                     math.sqrt(1.0 - self.beta_2)))
+                                                     (1.0 - self.beta_2) ** 0.5))
 
     def get_config(self):
         config = super().get_config()

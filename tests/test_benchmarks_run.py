@@ -50,3 +50,15 @@ def test_report_replaces_only_its_section():
     new = f"{START}\nnew table\n{END}"
     assert replace_section(text, new) == f"intro\n\n## Benchmarks\n\n{new}\n\n## Next\n"
     assert replace_section("intro\n", new) == f"intro\n\n## Benchmarks\n\n{new}\n"
+
+
+def test_trial_benchmark_reports_a_trial_beside_the_bare_loop():
+    from benchmarks import benchmark_trial
+
+    rows = benchmark_trial.measure("breast_cancer_logreg", "sgd", budget=0.1, trials=2,
+                                   repeats=1)
+    assert [r[0] for r in rows] == ["bare loop", "trial", "trial, new seed"]
+    assert rows[0][2] == 1.0
+    for _, seconds, ratio, ci_low, ci_high, low, high in rows:
+        assert seconds > 0 and low <= ci_low <= ratio <= ci_high <= high
+    assert "| trial |" in benchmark_trial.table(rows)

@@ -74,7 +74,7 @@ def test_dry_run_says_what_an_empty_store_lacks(tmp_path):
     assert lines[0].startswith("[1/2] edge_of_stability: 0 of 3 runs stored; trains "
                                "η = 0.2, η = 0.3, η = 0.4 (the runs from scratch: about")
     assert lines[0].endswith("→ docs/edge_of_stability.png")
-    assert re.match(r"\[2/2\] benchmark: 0 of (\d+) trials of benchmark 'default-quiet' "
+    assert re.match(r"\[2/2\] benchmark: 0 of (\d+) trials of benchmark 'default-benchmark' "
                     r"stored; trains the \1 others", lines[1]), lines[1]
     assert not list(tmp_path.glob("docs")), "a dry run wrote a figure"
 

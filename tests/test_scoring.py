@@ -1,4 +1,4 @@
-"""``experiments.scoring`` on trial tables written by hand (no training, no TensorFlow)."""
+"""``experiments.benchmark.scoring`` on trial tables written by hand (no training, no TensorFlow)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments import scoring
+from experiments.benchmark import scoring
 
 INF = math.inf
 
 
-def table(times: dict[str, dict[str, list[list[float]]]], ruleset="tuned") -> pd.DataFrame:
+def table(times: dict[str, dict[str, list[list[float]]]], ruleset="tuned",
+          budget: int = 100) -> pd.DataFrame:
     """{optimizer: {workload: [[trial times of study 0], [study 1], ...]}} -> trial rows."""
     rows = []
     for optimizer, per_workload in times.items():
@@ -24,7 +25,8 @@ def table(times: dict[str, dict[str, list[list[float]]]], ruleset="tuned") -> pd
                                  "ruleset": ruleset, "study": s, "trial": t,
                                  "steps_to_target": None if steps == INF else steps,
                                  "seconds_to_target": None if steps == INF else steps / 100,
-                                 "best_value": 0.5, "diverged": False})
+                                 "best_value": 0.5, "diverged": False,
+                                 "budget_steps": budget, "eval_every": 1})
     return pd.DataFrame(rows)
 
 
@@ -35,24 +37,35 @@ def numeric_score(r: np.ndarray, r_max: float = 4.0) -> float:
     return float(np.trapezoid(rho, taus) / (r_max - 1.0))
 
 
-def test_study_time_needs_m_of_k_trials():
-    assert scoring.min_reached(5, 0.6) == 3 and scoring.min_reached(3, 0.6) == 2
-    assert scoring.min_reached(1, 0.6) == 1 and scoring.min_reached(5, 0.0) == 1
-    assert scoring.study_time([10, INF, INF, 12, 9], 0.6) == 9
-    assert scoring.study_time([10, INF, INF, INF, 9], 0.6) == INF  # 2 of 5 < 3
-    assert scoring.study_time([10, INF, INF, INF, 9], 0.0) == 9
-    assert scoring.study_time([math.nan, 7], 0.0) == 7  # NaN = not reached
+def test_study_time_is_the_fastest_trial_that_reached():
+    assert scoring.study_time([10, INF, INF, 12, 9]) == 9
+    assert scoring.study_time([10, INF, INF, INF, 9]) == 9  # no "3 of 5" rule
+    assert scoring.study_time([math.nan, 7]) == 7  # NaN = not reached
+    assert scoring.study_time([INF, INF]) == INF
 
 
-def test_workload_time_is_the_median_over_studies():
-    assert scoring.workload_time([[5], [7], [INF]], 0.0) == 7
-    assert scoring.workload_time([[5], [INF], [INF]], 0.0) == INF
-    assert scoring.workload_time([[5], [9]], 0.0) == 7
+def test_workload_time_is_the_lower_median_over_studies():
+    assert scoring.workload_time([5, 7, INF]) == 7
+    assert scoring.workload_time([5, INF, INF]) == INF
+    assert scoring.workload_time([5, 9]) == 5  # even: the time half of the studies reached
+    assert scoring.workload_time([5, INF]) == 5  # not numpy's median([5, inf]) = inf
+    assert scoring.workload_time([3, 5, 9, INF]) == 5
+
+
+def test_a_target_met_at_step_zero_counts_as_one_evaluation_period():
+    t = table({"a": {"w": [[0]]}, "b": {"w": [[20]]}})
+    t["eval_every"] = 10
+    times = scoring.times_table(t)
+    assert times.loc[("tuned", "a"), "w"] == 10 and times.loc[("tuned", "b"), "w"] == 20
+    s = scoring.scores(t)
+    assert np.isfinite(s.to_numpy()).all()
+    assert s.loc[("tuned", "a"), "score_steps"] == 1.0
+    assert s.loc[("tuned", "b"), "score_steps"] == pytest.approx((4 - 2) / 3)
 
 
 def test_one_optimizer_best_everywhere_scores_one():
     t = table({"a": {"w1": [[10]], "w2": [[20]]}, "b": {"w1": [[20]], "w2": [[60]]}})
-    s = scoring.scores(t, min_fraction=0.0)
+    s = scoring.scores(t)
     assert s.loc[("tuned", "a"), "score_steps"] == pytest.approx(1.0)
     # b: r = 2 and 3 -> (4-2)/3 and (4-3)/3, mean 0.5
     assert s.loc[("tuned", "b"), "score_steps"] == pytest.approx(0.5)
@@ -63,7 +76,7 @@ def test_ties_not_reached_and_r_max():
     t = table({"a": {"w1": [[10]], "w2": [[10]], "w3": [[INF]], "w4": [[10]]},
                "b": {"w1": [[10]], "w2": [[40]], "w3": [[INF]], "w4": [[39.9]]},
                "c": {"w1": [[INF]], "w2": [[INF]], "w3": [[INF]], "w4": [[INF]]}})
-    times = scoring.times_table(t, "steps_to_target", 0.0)
+    times = scoring.times_table(t, "steps_to_target")
     r = scoring.ratios(times)
     assert r.loc[("tuned", "a")].tolist()[:2] == [1.0, 1.0]
     assert r.loc[("tuned", "b"), "w1"] == 1.0  # a tie is a tie: both r = 1
@@ -84,20 +97,10 @@ def test_profile_is_the_share_of_workloads_within_tau():
     assert rho.loc["b"].tolist() == pytest.approx([1 / 3, 2 / 3, 2 / 3, 1.0, 1.0])
 
 
-def test_m_of_k_rule_changes_the_score():
-    t = table({"a": {"w1": [[10, INF, INF]]}, "b": {"w1": [[30, 30, 30]]}})
-    loose = scoring.scores(t, min_fraction=0.0)
-    strict = scoring.scores(t, min_fraction=0.6)
-    assert loose.loc[("tuned", "a"), "score_steps"] == 1.0
-    assert loose.loc[("tuned", "b"), "score_steps"] == pytest.approx(1 / 3)
-    assert strict.loc[("tuned", "a"), "score_steps"] == 0.0  # 1 of 3 < 2
-    assert strict.loc[("tuned", "b"), "score_steps"] == 1.0
-
-
 def test_rulesets_are_scored_apart():
     t = pd.concat([table({"a": {"w": [[10]]}, "b": {"w": [[20]]}}, "tuned"),
                    table({"a": {"w": [[40]]}, "b": {"w": [[20]]}}, "defaults")])
-    s = scoring.scores(t, min_fraction=0.0)
+    s = scoring.scores(t)
     assert s.loc[("tuned", "a"), "score_steps"] == 1.0
     assert s.loc[("defaults", "b"), "score_steps"] == 1.0
     assert s.loc[("defaults", "a"), "score_steps"] == pytest.approx(2 / 3)
@@ -105,18 +108,67 @@ def test_rulesets_are_scored_apart():
 
 def test_bootstrap_bounds_bracket_the_point_and_collapse_without_spread():
     fixed = table({"a": {"w1": [[10], [10]]}, "b": {"w1": [[20], [20]]}})
-    s = scoring.bootstrap_scores(fixed, n_boot=50, min_fraction=0.0)
+    s = scoring.bootstrap_scores(fixed, n_boot=50)
     assert s.loc[("tuned", "b"), ["score_steps_low", "score_steps_high"]].tolist() == \
         pytest.approx([2 / 3, 2 / 3])
-    noisy = table({"a": {"w1": [[10, INF, 40]], "w2": [[5, 80, INF]]},
-                   "b": {"w1": [[20, 25, INF]], "w2": [[INF, 10, 12]]}})
-    s = scoring.bootstrap_scores(noisy, n_boot=300, min_fraction=0.0, seed=1)
+    noisy = table({"a": {"w1": [[10], [INF], [40]], "w2": [[5], [80], [INF]]},
+                   "b": {"w1": [[20], [25], [INF]], "w2": [[INF], [10], [12]]}})
+    s = scoring.bootstrap_scores(noisy, n_boot=300, seed=1)
     for opt in ("a", "b"):
         row = s.loc[("tuned", opt)]
         assert row.score_steps_low <= row.score_steps <= row.score_steps_high
     assert s.loc[("tuned", "a"), "score_steps_high"] > s.loc[("tuned", "a"), "score_steps_low"]
-    again = scoring.bootstrap_scores(noisy, n_boot=300, min_fraction=0.0, seed=1)
+    again = scoring.bootstrap_scores(noisy, n_boot=300, seed=1)
     pd.testing.assert_frame_equal(s, again)
+
+
+def test_paired_bootstrap_resamples_the_same_studies_for_every_rule():
+    # two rules with identical results: every replicate gives both the same score
+    same = {"w1": [[10], [INF], [40]], "w2": [[5], [80], [INF]]}
+    t = table({"a": same, "b": same})
+    draws = scoring.bootstrap_draws(t, n_boot=300, seed=0)
+    d = draws[("score_steps", "tuned")]
+    assert (d["a"] == d["b"]).all() and d["a"].nunique() > 1
+    c = scoring.compare(t, "a", "b", "tuned", n_boot=300)
+    assert (c["ratio"], c["ratio_low"], c["ratio_high"]) == (1.0, 1.0, 1.0)
+    assert (c["difference_low"], c["difference_high"]) == (0.0, 0.0)
+    assert c["verdict"] == "inconclusive"
+
+
+def test_compare_censors_misses_at_the_budget_and_ignores_other_rules():
+    # w1: a 10 vs b 20 in every study; w2: a misses (censored at 100), b 50
+    t = table({"a": {"w1": [[10]] * 5, "w2": [[INF]] * 5},
+               "b": {"w1": [[20]] * 5, "w2": [[50]] * 5}})
+    c = scoring.compare(t, "a", "b", "tuned", n_boot=100)
+    assert c["per_workload"] == pytest.approx({"w1": 0.5, "w2": 2.0})
+    assert c["ratio"] == pytest.approx(1.0)  # sqrt(0.5 * 2)
+    # two-rule profile: a r = (1, inf) -> 1/2; b r = (2, 1) -> (2/3 + 1)/2
+    assert c["score_difference"] == pytest.approx(0.5 - (2 / 3 + 1) / 2)
+    third = pd.concat([t, table({"c": {"w1": [[1]] * 5, "w2": [[1]] * 5}})])
+    c3 = scoring.compare(third, "a", "b", "tuned", n_boot=100)
+    assert {k: c3[k] for k in ("ratio", "score_difference", "verdict")} == \
+        {k: c[k] for k in ("ratio", "score_difference", "verdict")}
+
+
+def test_a_consistent_difference_is_a_verdict_and_sets_the_power():
+    rng = np.random.default_rng(0)
+    a = {f"w{i}": [[float(v)] for v in rng.integers(10, 20, 5)] for i in range(4)}
+    b = {w: [[3 * s[0]] for s in studies] for w, studies in a.items()}
+    c = scoring.compare(table({"a": a, "b": b}), "a", "b", "tuned", n_boot=500)
+    assert c["ratio"] == pytest.approx(1 / 3)
+    assert c["ratio_high"] == pytest.approx(1 / 3) and c["verdict"] == "a faster"
+    assert math.isnan(c["detectable"])  # no spread among the replicates: power unknown
+    noisy = {w: [[s[0] * f] for s, f in zip(studies, (0.5, 4, 1, 0.25, 2))]
+             for w, studies in b.items()}
+    c = scoring.compare(table({"a": a, "b": noisy}), "a", "b", "tuned", n_boot=500)
+    assert c["ratio_low"] < c["ratio"] < c["ratio_high"]
+    assert c["detectable"] > 1.2
+
+
+def test_cells_at_target_counts_studies_with_a_hit():
+    t = table({"a": {"w1": [[10, INF], [INF, INF]]}, "b": {"w1": [[INF, 3], [1, 2]]}})
+    assert scoring.cells_at_target(t) == (3, 4)
+    assert scoring.cells_at_target(t, ["a"]) == (1, 2)
 
 
 def test_budget_curve_matches_the_best_of_k_expectation():
@@ -136,15 +188,3 @@ def test_twin_check_reports_mismatches():
     assert summary.to_dict("records") == [{"pair": "sgd / keras_sgd", "compared": 2,
                                            "mismatches": 1}]
     assert bad[["trial", "custom", "keras"]].values.tolist() == [[1, INF, 20.0]]
-
-
-def test_score_difference_uses_the_joint_draws():
-    t = table({"a": {"w1": [[10, 10]], "w2": [[10, INF]]},
-               "b": {"w1": [[20, 20]], "w2": [[INF, INF]]}})
-    draws = scoring.bootstrap_draws(t, n_boot=200, seed=0, min_fraction=0.0)
-    point = scoring.bootstrap_scores(t, min_fraction=0.0, draws=draws)
-    diff, low, high = scoring.score_difference(point, draws, "a", "b", "tuned")
-    # a: r = 1 on both (w2 reached by one trial of two); b: r = 2 on w1 -> (2/3)/2 = 1/3
-    assert diff == pytest.approx(1 - 1 / 3)
-    # resampling can drop a's only w2 success (then a scores 0.5 and b 1/3): never below
-    assert low == pytest.approx(0.5 - 1 / 3) and high == pytest.approx(diff)

@@ -1,7 +1,7 @@
 """The benchmark's report: leaderboard, tables and plots, pure functions of the trial table.
 
 ``write_report(results, workloads, out)`` writes ``results.csv``, ``scores.csv``,
-``leaderboard.md`` and ``plots/`` (performance profiles in steps and seconds, budget
+``claims.csv``, ``leaderboard.md`` and ``plots/`` (performance profiles in steps and seconds, budget
 curves, learning-rate sensitivity, time to target per workload) and returns the
 leaderboard's Markdown. Nothing here trains or imports TensorFlow.
 """
@@ -15,7 +15,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from experiments import markdown, plotting, scoring
+from experiments import markdown, plotting
+from experiments.benchmark import scoring
 
 
 def _fmt_time(t: float) -> str:
@@ -51,8 +52,7 @@ def _keras(optimizer: str) -> bool:
     return optimizer.startswith("keras_")
 
 
-def profile_plot(results: pd.DataFrame, path: Path,
-                 min_fraction: float, r_max: float = scoring.R_MAX) -> None:
+def profile_plot(results: pd.DataFrame, path: Path, r_max: float = scoring.R_MAX) -> None:
     """ρ(τ) per optimizer: rows steps / seconds, columns the rulesets."""
     plt = plotting.pyplot()
     rulesets = list(dict.fromkeys(results["ruleset"]))
@@ -60,7 +60,7 @@ def profile_plot(results: pd.DataFrame, path: Path,
                              dpi=100)
     taus = np.linspace(1.0, r_max, 301)
     for i, col in enumerate(("steps_to_target", "seconds_to_target")):
-        times = scoring.times_table(results, col, min_fraction)
+        times = scoring.times_table(results, col)
         for j, ruleset in enumerate(rulesets):
             ax = axes[i][j]
             block = times.xs(ruleset, level="ruleset")
@@ -127,11 +127,10 @@ def sensitivity_plot(results: pd.DataFrame, path: Path,
     _finish(plt, fig, axes, len(workloads), "best validation value", path)
 
 
-def time_plot(results: pd.DataFrame, path: Path,
-              min_fraction: float) -> None:
+def time_plot(results: pd.DataFrame, path: Path) -> None:
     """Steps to target per workload and optimizer (bars; a cross where never reached)."""
     plt = plotting.pyplot()
-    times = scoring.times_table(results, "steps_to_target", min_fraction)
+    times = scoring.times_table(results, "steps_to_target")
     rulesets = list(dict.fromkeys(results["ruleset"]))
     workloads = list(times.columns)
     fig, axes = plt.subplots(len(rulesets), 1, figsize=(max(8, 1.6 * len(workloads)),
@@ -159,10 +158,10 @@ def time_plot(results: pd.DataFrame, path: Path,
     plt.close(fig)
 
 
-def leaderboard(scores: pd.DataFrame, results: pd.DataFrame, min_fraction: float,
-                twins: pd.DataFrame | None, header: str = "") -> str:
+def leaderboard(scores: pd.DataFrame, results: pd.DataFrame,
+                twins: pd.DataFrame | None, header: str = "", level: float = 0.95) -> str:
     """The Markdown leaderboard: per ruleset, scores with CIs and times per workload."""
-    steps = scoring.times_table(results, "steps_to_target", min_fraction)
+    steps = scoring.times_table(results, "steps_to_target")
     lines = [header] if header else []
     for ruleset in dict.fromkeys(results["ruleset"]):
         block = scores.xs(ruleset, level="ruleset").sort_values(
@@ -180,11 +179,12 @@ def leaderboard(scores: pd.DataFrame, results: pd.DataFrame, min_fraction: float
                                            s.score_seconds_high),
                          "{}/{}".format(*reached.loc[optimizer]),
                          *(_fmt_time(times.loc[optimizer, w]) for w in workloads)])
-        lines += [f"**{ruleset}** (score = area under ρ(τ) on τ ∈ [1, 4] / 3, "
-                  "95 % bootstrap CI; trials that reached their target; then steps to "
-                  "target per workload, ∞ = not reached)", "",
-                  markdown.table(["optimizer", "score (steps)", "score (seconds)",
-                                  "trials at target", *workloads], body), ""]
+        lines += [f"**{ruleset}** (score = area under ρ(τ) on τ ∈ [1, 4] / 3 against every "
+                  f"optimizer of the table, {level:.0%} paired bootstrap CI over studies; "
+                  "trials that reached their target; then steps to target per workload, "
+                  "the median over studies of each study's fastest trial, ∞ = not reached)",
+                  "", markdown.table(["optimizer", "score (steps)", "score (seconds)",
+                                      "trials at target", *workloads], body), ""]
     if twins is not None and len(twins):
         body = [[r.pair, int(r.compared), int(r.mismatches)] for r in twins.itertuples()]
         lines += ["**Exact twins** (same rule, same sampled hyperparameters and seed: steps "
@@ -193,7 +193,7 @@ def leaderboard(scores: pd.DataFrame, results: pd.DataFrame, min_fraction: float
     return "\n".join(lines)
 
 
-#: The lecture's claims as score comparisons: (claim, rule a, rule b): "a beats b".
+#: The lecture's claims as two-rule comparisons: (claim, rule a, rule b): "a beats b".
 CLAIMS = (
     ("momentum accelerates gradient descent", "momentum", "sgd"),
     ("Nesterov's look-ahead improves on momentum", "nesterov", "momentum"),
@@ -204,38 +204,75 @@ CLAIMS = (
 )
 
 
-def claims_table(point: pd.DataFrame, draws: Mapping, rulesets: Sequence[str]) -> str:
-    """Each claim's score difference (steps) per ruleset with its 95 % bootstrap interval;
-    an interval that contains 0 is a tie."""
-    body = []
-    have = {o for _, o in point.index}
+def claims_frame(results: pd.DataFrame, n_boot: int = 1000, seed: int = 0,
+                 level: float = 0.95, r_max: float = scoring.R_MAX) -> pd.DataFrame:
+    """Every claim whose two rules ran, per ruleset: ``scoring.compare`` of the two."""
+    have = set(results["optimizer"])
+    rows = []
     for claim, a, b in CLAIMS:
         if a not in have or b not in have:
             continue
-        row = [claim, f"{a} − {b}"]
-        for ruleset in rulesets:
-            diff, low, high = scoring.score_difference(point, draws, a, b, ruleset)
-            verdict = "holds" if low > 0 else "reversed" if high < 0 else "tie"
-            row.append(f"{diff:+.2f} [{low:+.2f}, {high:+.2f}] {verdict}")
-        body.append(row)
-    return markdown.table(["lecture claim", "score difference",
-                           *(f"{r} (steps)" for r in rulesets)], body)
+        for ruleset in dict.fromkeys(results["ruleset"]):
+            c = scoring.compare(results, a, b, ruleset, n_boot, seed, level, r_max)
+            c.pop("per_workload")
+            rows.append({"claim": claim, **c})
+    return pd.DataFrame(rows)
+
+
+def claims_table(claims: pd.DataFrame, level: float = 0.95) -> str:
+    """The claims as Markdown, with how many intervals are read at once."""
+    if claims.empty:
+        return ""
+    body = []
+    for r in claims.itertuples():
+        verdict = {f"{r.a} faster": f"holds ({r.a} faster)",
+                   f"{r.b} faster": f"reversed ({r.b} faster)"}.get(r.verdict, r.verdict)
+        body.append([r.claim, r.ruleset, f"{r.a} / {r.b}",
+                     f"{r.ratio:.2f} [{r.ratio_low:.2f}, {r.ratio_high:.2f}]",
+                     f"{r.score_difference:+.2f} [{r.difference_low:+.2f}, "
+                     f"{r.difference_high:+.2f}]", verdict,
+                     f"{r.detectable:.2f}" if math.isfinite(r.detectable) else "–"])
+    n = len(claims)
+    return (markdown.table(["lecture claim", "ruleset", "rules", "time ratio (geometric mean)",
+                            "two-rule score difference", "verdict",
+                            "smallest detectable ratio"], body)
+            + f"\n\n{n} intervals are read at once: at {level:.0%} each, about "
+              f"{n * (1 - level):.1f} of them would exclude the truth by chance alone "
+              f"(Bonferroni: read each at {1 - (1 - level) / n:.1%} to keep the family at "
+              f"{level:.0%}).\n")
+
+
+def design_checks(results: pd.DataFrame, scores: pd.DataFrame) -> dict:
+    """The issue's design figures: (workload, lecture rule, study) cells at target in the
+    tuned ruleset, and the median width of the lecture rules' tuned score intervals."""
+    lecture = sorted({r for _, a, b in CLAIMS for r in (a, b)} & set(results["optimizer"]))
+    reached, cells = scoring.cells_at_target(results, lecture, "tuned")
+    widths = []
+    if "tuned" in scores.index.get_level_values("ruleset"):
+        tuned = scores.xs("tuned", level="ruleset")
+        tuned = tuned[tuned.index.isin(lecture)]
+        widths = (tuned["score_steps_high"] - tuned["score_steps_low"]).to_list()
+    return {"cells_at_target": reached, "cells": cells,
+            "median_interval_width": float(np.median(widths)) if widths else float("nan")}
 
 
 def workload_table(results: pd.DataFrame, workloads: Sequence) -> str:
-    """Per workload: metric, target, budget, and what a trial cost here."""
+    """Per workload: metric, target, the run's budget and evaluation period, what a trial
+    cost (training seconds; evaluation apart) and how many reached the target."""
     body = []
     for w in workloads:
         g = results[results["workload"] == w.name]
         if g.empty:
             continue
         q1, med, q3 = np.quantile(g["seconds"], [0.25, 0.5, 0.75])
-        body.append([w.name, w.metric, f"{w.target:.4g}", w.steps, w.batch_size,
-                     f"{med:.1f} [{q1:.1f}, {q3:.1f}]",
+        body.append([w.name, w.metric, f"{w.target:.4g}", int(g["budget_steps"].max()),
+                     int(g["eval_every"].max()), w.batch_size,
+                     f"{med:.2f} [{q1:.2f}, {q3:.2f}]", f"{g['eval_seconds'].median():.2f}",
                      f"{g['steps_to_target'].notna().sum()}/{len(g)}",
                      f"{g['diverged'].astype(bool).sum()}"])
-    return markdown.table(["workload", "metric", "target", "step budget", "batch",
-                           "trial seconds, median [IQR]", "trials at target", "diverged"],
+    return markdown.table(["workload", "metric", "target", "step budget", "evaluation every",
+                           "batch", "training seconds per trial, median [IQR]",
+                           "evaluation seconds, median", "trials at target", "diverged"],
                           body)
 
 
@@ -279,24 +316,35 @@ def mnist1d_table(results: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> s
 
 
 def write_report(results: pd.DataFrame, workloads: Sequence, out: Path, *,
-                 exact_pairs: Mapping[str, str],
-                 min_fraction: float = scoring.MIN_FRACTION, n_boot: int = 200, seed: int = 0,
-                 header: str = "") -> tuple[str, pd.DataFrame]:
-    """Everything the benchmark writes from its trial table; returns (leaderboard, scores)."""
+                 exact_pairs: Mapping[str, str], n_boot: int = 1000, seed: int = 0,
+                 r_max: float = scoring.R_MAX, level: float = 0.95,
+                 header: str = "") -> tuple[str, dict]:
+    """Everything the benchmark writes from its trial table; returns (leaderboard, the
+    summary metrics for the parent run)."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "plots").mkdir(exist_ok=True)
     results.to_csv(out / "results.csv", index=False)
-    draws = scoring.bootstrap_draws(results, n_boot=n_boot, seed=seed,
-                                    min_fraction=min_fraction)
-    scores = scoring.bootstrap_scores(results, min_fraction=min_fraction, draws=draws)
+    draws = scoring.bootstrap_draws(results, n_boot=n_boot, seed=seed, r_max=r_max)
+    scores = scoring.bootstrap_scores(results, r_max=r_max, level=level, draws=draws)
     scores.to_csv(out / "scores.csv")
+    claims = claims_frame(results, n_boot, seed, level, r_max)
+    claims.to_csv(out / "claims.csv", index=False)
     summary, bad = scoring.twin_check(results, exact_pairs)
     if len(bad):
         bad.to_csv(out / "twin_mismatches.csv", index=False)
-    board = leaderboard(scores, results, min_fraction, summary, header)
-    board += ("\n**The lecture's claims** (score of the first minus the second, in steps, "
-              "95 % bootstrap interval; an interval containing 0 is a tie)\n\n"
-              + claims_table(scores, draws, list(dict.fromkeys(results["ruleset"]))) + "\n")
+    checks = design_checks(results, scores)
+    board = leaderboard(scores, results, summary, header, level)
+    board += (f"\n**Design checks**: {checks['cells_at_target']} of {checks['cells']} "
+              "(workload, lecture rule, study) cells of the tuned ruleset reached their "
+              f"target; median width of the lecture rules' tuned score intervals "
+              f"{checks['median_interval_width']:.2f}.\n")
+    if len(claims):
+        board += ("\n**The lecture's claims** (the two rules alone: per workload the time "
+                  "ratio a/b in steps, a miss censored at the step budget, summarised as the "
+                  "geometric mean; beside it the difference of the two-rule profile scores; "
+                  f"{level:.0%} paired bootstrap intervals; a ratio interval holding 1 is "
+                  "inconclusive; the smallest detectable ratio is what this design finds "
+                  "with 80 % power)\n\n" + claims_table(claims, level))
     board += "\n**Workloads**\n\n" + workload_table(results, workloads) + "\n"
     table = mnist1d_table(results, seed=seed)
     if table:
@@ -305,8 +353,8 @@ def write_report(results: pd.DataFrame, workloads: Sequence, out: Path, *,
     (out / "leaderboard.md").write_text(board)
     targets = {w.name: w.target for w in workloads}
     maximize = {w.name: w.maximize for w in workloads}
-    profile_plot(results, out / "plots" / "profiles.png", min_fraction)
-    time_plot(results, out / "plots" / "time_to_target.png", min_fraction)
+    profile_plot(results, out / "plots" / "profiles.png", r_max)
+    time_plot(results, out / "plots" / "time_to_target.png")
     tuned = results[results["ruleset"] == "tuned"]
     if len(tuned):
         curves = scoring.budget_curves(results, maximize, seed=seed)
@@ -314,4 +362,51 @@ def write_report(results: pd.DataFrame, workloads: Sequence, out: Path, *,
         budget_plot(curves, out / "plots" / "budget_curves.png", targets)
         sensitivity_plot(tuned, out / "plots" / "lr_sensitivity.png", targets,
                          maximize)
-    return board, scores
+    metrics = {**checks}
+    for (ruleset, optimizer), row in scores.iterrows():
+        metrics.update({f"{ruleset}/{optimizer}/{k}": v for k, v in row.items()})
+    for r in claims.itertuples():
+        metrics[f"claim/{r.ruleset}/{r.a}_vs_{r.b}/ratio"] = r.ratio
+    return board, metrics
+
+
+def main(argv=None) -> None:
+    """``python -m experiments.benchmark.report FOLDER [--docs DIR]``: rewrite the
+    leaderboard, scores, claims and plots from a stored run's ``results.csv`` (the
+    workloads' targets read from ``conf/workload``), optionally copying the plots to
+    ``DIR`` (the README's figures live in ``docs/benchmark``)."""
+    import argparse
+    import shutil
+    import sys
+
+    from experiments.benchmark.workloads import exact_pairs, load_workload, select_optimizers
+
+    parser = argparse.ArgumentParser(prog="python -m experiments.benchmark.report",
+                                     description=main.__doc__.split("\n")[0])
+    parser.add_argument("folder", type=Path, help="a benchmark's output_dir")
+    parser.add_argument("--docs", type=Path, default=None,
+                        help="copy plots/*.png here (e.g. docs/benchmark)")
+    parser.add_argument("--bootstrap", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    path = args.folder / "results.csv"
+    if not path.is_file():
+        print(f"Error: {path} does not exist: give the output_dir of a benchmark run",
+              file=sys.stderr)
+        sys.exit(2)
+    results = pd.read_csv(path)
+    workloads = [load_workload(w) for w in dict.fromkeys(results["workload"])]
+    options = select_optimizers(list(dict.fromkeys(results["optimizer"])))
+    old = (args.folder / "leaderboard.md")
+    header = old.read_text().split("\n", 1)[0] + "\n" if old.is_file() else ""
+    board, _ = write_report(results, workloads, args.folder, exact_pairs=exact_pairs(options),
+                            n_boot=args.bootstrap, seed=args.seed, header=header)
+    if args.docs:
+        args.docs.mkdir(parents=True, exist_ok=True)
+        for png in sorted((args.folder / "plots").glob("*.png")):
+            shutil.copy(png, args.docs / png.name)
+    print(board)
+
+
+if __name__ == "__main__":
+    main()

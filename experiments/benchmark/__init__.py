@@ -1,0 +1,33 @@
+"""The AlgoPerf-style optimizer benchmark (``python -m experiments.benchmark``).
+
+Protocol: ``docs/benchmark-protocol.md``. Modules:
+
+- ``workloads``: ``conf/workload/*.yaml`` and the optimizers (registry rules, Keras twins);
+- ``search``: the paired quasi-random draws and the trial seeds, one stream per use;
+- ``trials``: what a trial is, the fast ``Engine`` and the trainer path, the worker pool;
+- ``store``: MLflow (a parent run per benchmark, a child run per trial, resume);
+- ``scoring``: times, profiles, scores, paired bootstrap, two-rule claims (tables only);
+- ``report``: leaderboard, claims, plots; ``python -m experiments.benchmark.report``
+  rewrites them from a stored run;
+- ``app``: the checked settings, the run, the calibration; ``__main__``: the command.
+
+Nothing imported here loads TensorFlow.
+"""
+
+from experiments.benchmark.app import (MODES, RULESETS, Settings, benchmark_specs, calibrate,
+                                       check, curves_frame, main_entry, results_frame,
+                                       run_benchmark, run_trials, settings)
+from experiments.benchmark.search import sample, to_value, trial_seed
+from experiments.benchmark.store import TrialStore
+from experiments.benchmark.trials import (DataCache, Engine, TrialSpec, plan_trials,
+                                          run_trial_with_trainer)
+from experiments.benchmark.workloads import (METRICS, BenchmarkError, Optimizer, Workload,
+                                             all_optimizers, exact_pairs, load_workload,
+                                             select_optimizers, workload_names, write_target)
+
+__all__ = ["MODES", "RULESETS", "METRICS", "Settings", "Workload", "Optimizer", "TrialSpec",
+           "TrialStore", "DataCache", "Engine", "BenchmarkError", "settings", "check",
+           "benchmark_specs", "calibrate", "main_entry", "results_frame", "curves_frame",
+           "run_benchmark", "run_trials", "sample", "to_value", "trial_seed", "plan_trials",
+           "run_trial_with_trainer", "all_optimizers", "exact_pairs", "load_workload",
+           "select_optimizers", "workload_names", "write_target"]
