@@ -153,7 +153,8 @@ def test_the_benchmark_entry_trains_what_is_missing_then_reads_it_back(tmp_path,
 
     monkeypatch.setattr(adapter, "OVERRIDES", [
         "preset=smoke", "benchmark_id=gallery-test", "optimizers=[sgd]",
-        "workloads=[noisy_quadratic]", "preset.tuned.trials=2"])
+        "workloads=[noisy_quadratic]", "preset.tuned.trials=2",
+        "preset.tuned.studies=1", "preset.at_defaults.seeds=1"])
     ctx = gallery.Context(root=tmp_path, uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     figure = gallery.entries()["benchmark"]
     assert figure.status(ctx) == ("0 of 3 trials of benchmark 'gallery-test' stored; "
