@@ -3,7 +3,8 @@
 import keras
 from keras import ops
 
-from custom_optimizers._base import AdaptiveLectureOptimizer, moving_average, step_divide
+from custom_optimizers._base import (AdaptiveLectureOptimizer, as_dtype, moving_average,
+                                     step_divide)
 from custom_optimizers._checks import check_hyperparameter
 
 
@@ -58,30 +59,11 @@ class Adam(AdaptiveLectureOptimizer):
             var_list, ["momentum", "velocity"]
         )
 
-    def _corrections(self, dtype):
-        """Scalars ``1/(1-ρ1^t)`` and ``1/sqrt(1-ρ2^t)`` (both 1 without correction)."""
-        if not self.bias_correction:
-            return 1.0, 1.0
-        t = ops.cast(self.iterations + 1, dtype)
-        first = 1.0 / (1.0 - ops.power(ops.convert_to_tensor(self.beta_1, dtype=dtype), t))
-        second = ops.rsqrt(1.0 - ops.power(ops.convert_to_tensor(self.beta_2, dtype=dtype), t))
-        return first, second
-
     def update_step(self, gradient, variable, learning_rate):
-        lr = ops.cast(learning_rate, variable.dtype)
-        gradient = self._prepare_gradient(gradient, variable)
         v = self.momentums[self._get_variable_index(variable)]
         r = self.velocities[self._get_variable_index(variable)]
-        first, second = self._corrections(variable.dtype)
-        # ε/(δ + sqrt(r/c2)) * v/c1 with the scalar corrections folded out of the
-        # per-weight work, numerator and denominator times sqrt(c2) = 1/second:
-        # (ε*sqrt(c2)/c1) * v / (sqrt(r) + δ*sqrt(c2)).
-        self._run_kernel(_adam_kernel, variable, (v, r), gradient,
-                         self.beta_1, 1.0 - self.beta_1, self.beta_2, 1.0 - self.beta_2,
-                         lr * first / second, self.epsilon / second,
-                         guard_zero=self._guard_zero(
-                             self.epsilon, variable.dtype,
-                             (1.0 - self.beta_2) ** 0.5 if self.bias_correction else 1.0))
+        adam_step(self, variable, (v, r), self._prepare_gradient(gradient, variable),
+                  ops.cast(learning_rate, variable.dtype), self.bias_correction)
 
     def effective_learning_rates(self):
         """``ε / (δ + sqrt(r̂_j))``: the factor the corrected first moment v̂ is scaled by."""
@@ -114,3 +96,24 @@ def _adam_kernel(w, v, r, g, b1, one_minus_b1, b2, one_minus_b2, step_scale, del
     # 0/0 only where r = 0, hence v = 0: the step is 0 (δ = 0 allowed; see step_divide).
     w.assign_sub(step_divide(ops.multiply(v, step_scale), ops.add(ops.sqrt(r), delta),
                              guard_zero))
+
+
+def adam_step(opt, variable, slots, gradient, lr, bias_correction=True):
+    """Adam's corrected step on ``variable`` with ``opt``'s ``beta_1``, ``beta_2`` and
+    ``epsilon`` (Python numbers or variables) and its moment ``slots`` ``(v, r)``; ``lr``
+    already in the variable's dtype. Shared by ``Adam`` and the AdamW part of ``Muon``."""
+    v, r = slots
+    first = second = 1.0
+    if bias_correction:  # scalars 1/(1-ρ1^t) and 1/sqrt(1-ρ2^t)
+        t = ops.cast(opt.iterations + 1, variable.dtype)
+        first = 1.0 / (1.0 - ops.power(as_dtype(opt.beta_1, variable.dtype), t))
+        second = ops.rsqrt(1.0 - ops.power(as_dtype(opt.beta_2, variable.dtype), t))
+    # ε/(δ + sqrt(r/c2)) * v/c1 with the scalar corrections folded out of the per-weight
+    # work, numerator and denominator times sqrt(c2) = 1/second:
+    # (ε*sqrt(c2)/c1) * v / (sqrt(r) + δ*sqrt(c2)).
+    opt._run_kernel(_adam_kernel, variable, (v, r), gradient,
+                    opt.beta_1, 1.0 - opt.beta_1, opt.beta_2, 1.0 - opt.beta_2,
+                    lr * first / second, opt.epsilon / second,
+                    guard_zero=opt._guard_zero(
+                        opt.epsilon, variable.dtype,
+                        (1.0 - opt.beta_2) ** 0.5 if bias_correction else 1.0))

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from custom_optimizers._base import as_dtype
 from custom_optimizers._checks import check_hyperparameter
 from custom_optimizers.adam import Adam
 
@@ -55,7 +56,8 @@ class AdamW(Adam):
         paths and not in others (1 ulp apart between the plain and guarded divisions).
         """
         lr = ops.cast(learning_rate, variable.dtype)
-        self.assign(variable, ops.multiply(variable, 1.0 - lr * self.decoupled_weight_decay))
+        decay = as_dtype(self.decoupled_weight_decay, variable.dtype)
+        self.assign(variable, ops.multiply(variable, 1.0 - lr * decay))
         super().update_step(gradient, variable, learning_rate)
 
     def get_config(self):

@@ -1,14 +1,13 @@
 """Muon: orthogonalised Nesterov momentum for 2-D weights, AdamW for the rest."""
 
-import math
 import re
 
 import keras
 from keras import ops
 
-from custom_optimizers._base import LectureOptimizer, moving_average
+from custom_optimizers._base import LectureOptimizer, as_dtype, moving_average
 from custom_optimizers._checks import check_hyperparameter
-from custom_optimizers.adam import _adam_kernel
+from custom_optimizers.adam import adam_step
 from custom_optimizers.rules.muon import NS_COEFFICIENTS, NS_EPSILON, NS_STEPS, update_scale
 
 
@@ -104,26 +103,19 @@ class Muon(LectureOptimizer):
         gradient = self._prepare_gradient(gradient, variable)
         i = self._get_variable_index(variable)
         m, r = self.momentums[i], self.velocities[i]
-        self.assign(variable, ops.multiply(variable, 1.0 - lr * self.decoupled_weight_decay))
+        decay = as_dtype(self.decoupled_weight_decay, variable.dtype)
+        self.assign(variable, ops.multiply(variable, 1.0 - lr * decay))
         if r is not None:
-            self._adamw_step(variable, m, r, gradient, lr)
+            adam_step(self, variable, (m, r), gradient, lr)  # AdamW: Adam after the decay
             return
-        self.assign(m, moving_average(m, gradient, self.momentum, 1.0 - self.momentum))
-        update = (moving_average(m, gradient, self.momentum, 1.0 - self.momentum)
-                  if self.nesterov else m)
+        # in the variable's dtype also when μ is held in a (float64) variable: Newton-Schulz
+        # then runs in that dtype, as it does with a Python μ
+        mu, one_minus_mu = (as_dtype(x, variable.dtype) for x in
+                            (self.momentum, 1.0 - self.momentum))
+        self.assign(m, moving_average(m, gradient, mu, one_minus_mu))
+        update = moving_average(m, gradient, mu, one_minus_mu) if self.nesterov else m
         scale = update_scale(tuple(variable.shape), self.match_rms_adamw)
         self.assign_sub(variable, ops.multiply(newton_schulz(update), lr * scale))
-
-    def _adamw_step(self, variable, m, r, gradient, lr):
-        """Adam's kernel (``custom_optimizers.adam``) on the variable, after the decay."""
-        t = ops.cast(self.iterations + 1, variable.dtype)
-        first = 1.0 / (1.0 - ops.power(ops.convert_to_tensor(self.beta_1, variable.dtype), t))
-        second = ops.rsqrt(1.0 - ops.power(ops.convert_to_tensor(self.beta_2, variable.dtype), t))
-        self._run_kernel(_adam_kernel, variable, (m, r), gradient,
-                         self.beta_1, 1.0 - self.beta_1, self.beta_2, 1.0 - self.beta_2,
-                         lr * first / second, self.epsilon / second,
-                         guard_zero=self._guard_zero(self.epsilon, variable.dtype,
-                                                     math.sqrt(1.0 - self.beta_2)))
 
     def get_config(self):
         config = super().get_config()

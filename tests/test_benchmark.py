@@ -254,16 +254,20 @@ def tiny_workload(tmp_path, name="breast_cancer_logreg", target=None):
 
 
 #: rules whose hyperparameters the engine holds in variables (one trace for all trials)
-TAKE_VARIABLES = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "nadam", "lion")
+TAKE_VARIABLES = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "nadam", "lion",
+                  "adamw", "schedule_free_adamw", "muon")
 
 
-@pytest.mark.parametrize("rule", registry.rule_names())
-def test_the_fast_path_gives_the_trainers_steps_and_values(rule):
+@pytest.mark.parametrize("rule, workload", [
+    *((rule, "breast_cancer_logreg") for rule in registry.rule_names()),
+    # the logistic regression's one layer is Muon's AdamW part: its Newton-Schulz on an MLP
+    ("muon", "digits_mlp")])
+def test_the_fast_path_gives_the_trainers_steps_and_values(rule, workload):
     """Every rule of the registry: the engine (one trace, hyperparameters as variables,
     weights and slots reset) against experiments.trainer, trial by trial."""
     from experiments.benchmark.trials import DataCache, Engine, run_trial_with_trainer
 
-    w = benchmark.load_workload("breast_cancer_logreg")
+    w = benchmark.load_workload(workload)
     opt = benchmark.select_optimizers([rule])
     specs = benchmark.plan_trials([w], opt, "tuned", trials=3, studies=1, seed=0, budget=0.25)
     data = DataCache()

@@ -188,3 +188,23 @@ def test_twin_check_reports_mismatches():
     assert summary.to_dict("records") == [{"pair": "sgd / keras_sgd", "compared": 2,
                                            "mismatches": 1}]
     assert bad[["trial", "custom", "keras"]].values.tolist() == [[1, INF, 20.0]]
+
+
+def test_todays_optimizers_are_read_beside_the_lectures_with_one_family_count():
+    """adamw twice as fast as adam everywhere: its claim holds; the lecture's table and
+    today's both say how many intervals are read at once (the two tables together)."""
+    from experiments.benchmark import report
+
+    fast = {"w1": [[10]] * 5, "w2": [[20]] * 5}
+    slow = {w: [[2 * studies[0][0]]] * 5 for w, studies in fast.items()}
+    t = table({"adamw": fast, "adam": slow, "momentum": slow, "sgd": slow})
+    newer = report.claims_frame(t, n_boot=100, claims=report.NEWER_CLAIMS)
+    assert list(zip(newer["a"], newer["b"], newer["verdict"])) == [
+        ("adamw", "adam", "adamw faster")]  # the rules that did not run are left out
+    assert newer["ratio"].iloc[0] == pytest.approx(0.5)
+    lecture = report.claims_frame(t, n_boot=100)
+    assert list(zip(lecture["a"], lecture["b"])) == [("momentum", "sgd"), ("adam", "momentum")]
+    text = report.claims_table(newer, read_at_once=len(lecture) + len(newer), title="claim")
+    assert "| claim | ruleset |" in text and "holds (adamw faster)" in text
+    assert "3 intervals are read at once" in text
+    assert text.rstrip().endswith("(Bonferroni: read each at 98.3% to keep the family at 95%).")
