@@ -11,7 +11,7 @@ step budget (``--budget`` x the workload's steps):
 * ``bare loop``: the same steps of the same model and optimizer in one compiled call
   (``tf.function`` over a ``tf.range`` loop of gather, forward, gradient, update), no
   evaluation: the baseline;
-* ``trial``: ``experiments.benchmark.trials.Engine.run`` (hyperparameters assigned, weights
+* ``trial``: ``experiments.benchmark.engine.Engine.run`` (hyperparameters assigned, weights
   and slots reset, training in evaluation-period chunks, every evaluation), per trial, the
   initial weights of its seed already built (as for every rule after the first on a
   workload);
@@ -64,7 +64,8 @@ def measure(workload: str = "digits_mlp", optimizer: str = "sgd", budget: float 
     import numpy as np
 
     from experiments.benchmark import trials as trials_module
-    from experiments.benchmark.trials import DataCache, Engine, batch_indices, plan_trials
+    from experiments.benchmark.engine import Engine
+    from experiments.benchmark.trials import DataCache, batch_indices, plan_trials
     from experiments.benchmark.workloads import load_workload, select_optimizers
 
     w = load_workload(workload)

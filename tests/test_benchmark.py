@@ -265,7 +265,8 @@ TAKE_VARIABLES = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "
 def test_the_fast_path_gives_the_trainers_steps_and_values(rule, workload):
     """Every rule of the registry: the engine (one trace, hyperparameters as variables,
     weights and slots reset) against experiments.trainer, trial by trial."""
-    from experiments.benchmark.trials import DataCache, Engine, run_trial_with_trainer
+    from experiments.benchmark.engine import Engine
+    from experiments.benchmark.trials import DataCache, run_trial_with_trainer
 
     w = benchmark.load_workload(workload)
     opt = benchmark.select_optimizers([rule])
@@ -287,7 +288,8 @@ def test_the_fast_path_gives_the_trainers_steps_and_values(rule, workload):
 
 
 def test_an_optimizer_that_cannot_take_variables_is_retraced_with_the_same_result(monkeypatch):
-    from experiments.benchmark.trials import DataCache, Engine
+    from experiments.benchmark.engine import Engine
+    from experiments.benchmark.trials import DataCache
 
     w = benchmark.load_workload("breast_cancer_logreg")
     opt = benchmark.select_optimizers(["adam"])
@@ -308,7 +310,8 @@ def test_an_evaluation_point_is_evaluated_and_the_weights_restored(monkeypatch):
     weights, where the logistic regression's loss is ln 2), and trains on its weights."""
     import keras
 
-    from experiments.benchmark.trials import DataCache, Engine, run_trial_with_trainer
+    from experiments.benchmark.engine import Engine
+    from experiments.benchmark.trials import DataCache, run_trial_with_trainer
 
     cls = registry.rule("sgd").load_class()
     monkeypatch.setattr(cls, "evaluation_point",

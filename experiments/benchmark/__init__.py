@@ -19,8 +19,8 @@ from experiments.benchmark.app import (MODES, RULESETS, Settings, benchmark_spec
                                        run_benchmark, run_trials, settings)
 from experiments.benchmark.search import sample, to_value, trial_seed
 from experiments.benchmark.store import TrialStore
-from experiments.benchmark.trials import (DataCache, Engine, TrialSpec, plan_trials,
-                                          run_trial_with_trainer)
+from experiments.benchmark.engine import Engine
+from experiments.benchmark.trials import DataCache, TrialSpec, plan_trials, run_trial_with_trainer
 from experiments.benchmark.workloads import (METRICS, BenchmarkError, Optimizer, Workload,
                                              all_optimizers, exact_pairs, load_workload,
                                              select_optimizers, workload_names, write_target)

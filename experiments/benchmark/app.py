@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from experiments.benchmark.trials import TrialSpec, execute, plan_trials
+from experiments.benchmark.pool import execute
+from experiments.benchmark.trials import TrialSpec, plan_trials
 from experiments.benchmark.workloads import (PROJECT_ROOT, WORKLOAD_DIR, BenchmarkError,
                                              OPTIMIZER_SETS, Optimizer, Workload, exact_pairs,
                                              load_workload, select_optimizers, write_target)
