@@ -55,9 +55,7 @@ class AdamW(Adam):
         Adam's kernel, XLA contracts ``W(1-ελ) - step`` into a fused multiply-add in some
         paths and not in others (1 ulp apart between the plain and guarded divisions).
         """
-        lr = ops.cast(learning_rate, variable.dtype)
-        decay = as_dtype(self.decoupled_weight_decay, variable.dtype)
-        self.assign(variable, ops.multiply(variable, 1.0 - lr * decay))
+        decoupled_decay(self, variable, ops.cast(learning_rate, variable.dtype))
         super().update_step(gradient, variable, learning_rate)
 
     def get_config(self):
@@ -66,3 +64,10 @@ class AdamW(Adam):
         config["decoupled_weight_decay"] = self.decoupled_weight_decay
         return config
 
+
+def decoupled_decay(opt, variable, lr):
+    """``W *= 1 - ελ`` with ``opt``'s ``decoupled_weight_decay`` λ (a Python number or a
+    variable, cast to the weight's dtype); ``lr`` already in that dtype. Shared by
+    ``AdamW`` and ``Muon``."""
+    decay = as_dtype(opt.decoupled_weight_decay, variable.dtype)
+    opt.assign(variable, ops.multiply(variable, 1.0 - lr * decay))

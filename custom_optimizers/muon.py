@@ -8,6 +8,7 @@ from keras import ops
 from custom_optimizers._base import LectureOptimizer, as_dtype, moving_average
 from custom_optimizers._checks import check_hyperparameter
 from custom_optimizers.adam import adam_step
+from custom_optimizers.adamw import decoupled_decay
 from custom_optimizers.rules.muon import NS_COEFFICIENTS, NS_EPSILON, NS_STEPS, update_scale
 
 
@@ -103,8 +104,7 @@ class Muon(LectureOptimizer):
         gradient = self._prepare_gradient(gradient, variable)
         i = self._get_variable_index(variable)
         m, r = self.momentums[i], self.velocities[i]
-        decay = as_dtype(self.decoupled_weight_decay, variable.dtype)
-        self.assign(variable, ops.multiply(variable, 1.0 - lr * decay))
+        decoupled_decay(self, variable, lr)
         if r is not None:
             adam_step(self, variable, (m, r), gradient, lr)  # AdamW: Adam after the decay
             return

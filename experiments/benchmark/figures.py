@@ -14,14 +14,17 @@ from experiments import plotting
 from experiments.benchmark import scoring
 
 
-def _panels(n: int):
-    """One small panel per workload, four to a row."""
+def _workload_grid(frame: pd.DataFrame):
+    """One small panel per workload of ``frame``, four to a row: ``plt, fig, axes`` and
+    the cells ``(ax, workload, the workload's rows)``."""
     plt = plotting.pyplot()
-    cols = min(4, n)
-    rows = math.ceil(n / cols)
+    workloads = list(dict.fromkeys(frame["workload"]))
+    cols = min(4, len(workloads))
+    rows = math.ceil(len(workloads) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False,
                              dpi=100)
-    return plt, fig, axes
+    cells = [(ax, w, frame[frame["workload"] == w]) for ax, w in zip(axes.flat, workloads)]
+    return plt, fig, axes, cells
 
 
 def _finish(plt, fig, axes, n: int, ylabel: str, path: Path) -> None:
@@ -83,26 +86,22 @@ def _workload_panel(ax, workload: str, targets: Mapping[str, float | None],
 def budget_plot(curves: pd.DataFrame, path: Path,
                 targets: Mapping[str, float | None]) -> None:
     """Expected best validation value after k trials, one panel per workload."""
-    workloads = list(dict.fromkeys(curves["workload"]))
-    plt, fig, axes = _panels(len(workloads))
-    for ax, w in zip(axes.flat, workloads):
-        block = curves[curves["workload"] == w]
+    plt, fig, axes, cells = _workload_grid(curves)
+    for ax, w, block in cells:
         for optimizer, c in block.groupby("optimizer", sort=False):
             style = _style(optimizer)
             ax.plot(c["k"], c["mean"], marker=".", label=optimizer, **style)
             ax.fill_between(c["k"], c["low"], c["high"], color=style["color"], alpha=0.06)
         _workload_panel(ax, w, targets, "trials k")
-    _finish(plt, fig, axes, len(workloads), "expected best validation value", path)
+    _finish(plt, fig, axes, len(cells), "expected best validation value", path)
 
 
 def sensitivity_plot(results: pd.DataFrame, path: Path,
                      targets: Mapping[str, float | None],
                      maximize: Mapping[str, bool] | None = None) -> None:
     """Best validation value against the learning rate, every trial, one panel per workload."""
-    workloads = list(dict.fromkeys(results["workload"]))
-    plt, fig, axes = _panels(len(workloads))
-    for ax, w in zip(axes.flat, workloads):
-        block = results[results["workload"] == w]
+    plt, fig, axes, cells = _workload_grid(results)
+    for ax, w, block in cells:
         for optimizer, g in block.groupby("optimizer", sort=False):
             style = _style(optimizer)
             g = g.sort_values("learning_rate")
@@ -115,7 +114,7 @@ def sensitivity_plot(results: pd.DataFrame, path: Path,
         if maximize is not None and not maximize.get(w, True):
             ax.set_yscale("log")  # losses: the start value and the target are decades apart
         _workload_panel(ax, w, targets, "learning rate η")
-    _finish(plt, fig, axes, len(workloads), "best validation value", path)
+    _finish(plt, fig, axes, len(cells), "best validation value", path)
 
 
 def time_plot(results: pd.DataFrame, path: Path) -> None:
