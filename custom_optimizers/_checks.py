@@ -7,8 +7,8 @@ their arguments with ``check_hyperparameter``.
 
 from __future__ import annotations
 
-from custom_optimizers.rules import CLIP_MODES, CLIP_THRESHOLD, LEARNING_RATE, all_rules
-from custom_optimizers.rules._rule import check_clip_mode, check_number
+from custom_optimizers.rules import (CLIP_MODES, CLIP_THRESHOLD, LEARNING_RATE, all_rules,
+                                     check_clip_mode, check_number)
 
 __all__ = ["CLIP_MODES", "RANGES", "check_number", "check_hyperparameter"]
 

@@ -12,8 +12,7 @@ optimizers can be checked against it. Each reference lives beside its rule's des
 
 from __future__ import annotations
 
-from custom_optimizers.rules import all_rules
-from custom_optimizers.rules._reference import Reference, clip
+from custom_optimizers.rules import Reference, all_rules, clip
 
 BY_NAME = {rule.name: rule.reference for rule in all_rules()}
 """Rule name -> its NumPy reference class (``"adam"`` -> ``Adam``)."""

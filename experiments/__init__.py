@@ -1,5 +1,5 @@
 """Hydra-configured experiments with the lecture's optimizers, tracked in MLflow."""
 
-from experiments import console
+from experiments.core import console
 
 console.install()

@@ -17,7 +17,9 @@ import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 
-from experiments import benchmark, noisy_quadratic, registry
+from experiments import benchmark
+from experiments.data import noisy_quadratic
+from experiments.core import registry
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -142,7 +144,7 @@ def test_bad_config_is_one_line(override, message):
     (["-m", "seed=0,-1"], "Error in config: seed=-1 must be an integer >= 0"),
 ])
 def test_the_command_line_refuses_through_the_cli_check(argv, message, capsys):
-    from experiments.cli import check_command_line
+    from experiments.core.cli import check_command_line
 
     with pytest.raises(SystemExit) as exit_:
         check_command_line("benchmark", benchmark.check, argv + ["tracking.enabled=false"])
@@ -264,7 +266,7 @@ TAKE_VARIABLES = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "
     ("muon", "digits_mlp")])
 def test_the_fast_path_gives_the_trainers_steps_and_values(rule, workload):
     """Every rule of the registry: the engine (one trace, hyperparameters as variables,
-    weights and slots reset) against experiments.trainer, trial by trial."""
+    weights and slots reset) against experiments.train.trainer, trial by trial."""
     from experiments.benchmark.engine import Engine
     from experiments.benchmark.trials import DataCache, run_trial_with_trainer
 
@@ -330,6 +332,7 @@ def test_an_evaluation_point_is_evaluated_and_the_weights_restored(monkeypatch):
 
 
 # ------------------------------------------------------------------------- a tiny run
+@pytest.mark.slow
 def test_tiny_run_parent_and_children_twins_identical_and_resume(tmp_path):
     folder = tiny_workload(tmp_path, "breast_cancer_logreg")
     overrides = ["preset=smoke", "workloads=[breast_cancer_logreg]", f"workload_dir={folder}",
@@ -430,8 +433,8 @@ def test_noisy_quadratic_trains_with_the_trainer():
 
     from experiments.data import load_dataset
     from experiments.models import build_model
-    from experiments.optim import build_optimizer
-    from experiments.trainer import Trainer, fit
+    from experiments.core.optim import build_optimizer
+    from experiments.train.trainer import Trainer, fit
 
     splits = load_dataset("noisy_quadratic", standardize=False)
     model = build_model("noisy_quadratic", splits.input_shape, splits.num_classes)

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from experiments import console
+from experiments.core import console
 
 
 def test_filtered_stderr_drops_only_the_notices(capfd):

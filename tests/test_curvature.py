@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
-import experiments.train  # noqa: F401  (registers the schemas)
-from experiments.config import ConfigError, validate
+from experiments.train.config import register_schemas as register_train_schemas
+register_train_schemas()
+from experiments.core.checks import ConfigError
+from experiments.train.config import validate
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -138,7 +140,7 @@ def _fit(with_watch: bool):
     import custom_optimizers
     from experiments.curvature import FlatLoss, TrainingWatch
     from experiments.data import load_dataset
-    from experiments.trainer import Trainer, fit
+    from experiments.train.trainer import Trainer, fit
 
     splits = load_dataset("breast_cancer", seed=0, val_fraction=0.1, test_fraction=0.2)
     model = _model("mlp", 30, 2, depth=1, width=4)
@@ -174,7 +176,7 @@ def test_measurements_do_not_change_training():
 def test_measurements_and_weights_are_logged(tmp_path, shared_store):
     from mlflow.tracking import MlflowClient
 
-    from experiments.pipeline import run
+    from experiments.train.pipeline import run
 
     uri = shared_store
     on = run(make_cfg(*TINY, f"tracking.uri={uri}", "trainer.curvature_every_n_steps=4",
@@ -204,7 +206,7 @@ def test_full_batch_mse_is_gradient_descent_on_the_whole_split():
     from experiments.curvature import FlatLoss
     from experiments.data import load_dataset
     from experiments.models import build_model
-    from experiments.pipeline import run
+    from experiments.train.pipeline import run
 
     lr = 0.05
     cfg = make_cfg("dataset=breast_cancer", "model=logreg", "optimizer=sgd",

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
-import experiments.train  # noqa: F401  (registers the schemas)
-from experiments import tracking
-from experiments.config import validate
-from experiments.data import load_dataset
+from experiments.train.config import register_schemas as register_train_schemas
+register_train_schemas()
+from experiments.train.config import validate
+from experiments.data import inputs, load_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["trainer.epochs=1", "trainer.max_steps=2", "trainer.batch_size=32",
@@ -24,7 +24,7 @@ TINY = ["trainer.epochs=1", "trainer.max_steps=2", "trainer.batch_size=32",
 
 
 def _run(uri, *overrides):
-    from experiments.pipeline import run
+    from experiments.train.pipeline import run
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=[*TINY, f"tracking.uri={uri}", *overrides])
@@ -49,6 +49,7 @@ def runs(tmp_path_factory):
                  "other_split": _run(uri, "optimizer=adam", "dataset.seed=1")}
 
 
+@pytest.mark.slow
 def test_runs_on_the_same_data_have_equal_digests_read_back(runs):
     from mlflow.tracking import MlflowClient
 
@@ -57,10 +58,10 @@ def test_runs_on_the_same_data_have_equal_digests_read_back(runs):
     adam, sgd, other = (_inputs(client, ids[k]) for k in ("adam", "sgd", "other_split"))
     assert set(adam) == {"training", "validation", "test"}
     splits = load_dataset("digits", seed=0)
-    for split, context in tracking.SPLIT_CONTEXTS.items():
+    for split, context in inputs.SPLIT_CONTEXTS.items():
         assert adam[context].name == "digits"
         assert adam[context].digest == sgd[context].digest
-        assert adam[context].digest == tracking.split_digest(splits, split)
+        assert adam[context].digest == inputs.split_digest(splits, split)
         source = json.loads(adam[context].source)["tags"]
         assert source["loader"].startswith("sklearn.datasets.load_digits")
         assert (source["seed"], source["val_fraction"], source["standardize"]) == \
@@ -79,14 +80,14 @@ def test_runs_on_the_same_data_have_equal_digests_read_back(runs):
 
 def test_the_digest_sees_the_rows_and_the_values():
     splits = load_dataset("digits", seed=0)
-    base = tracking.split_digest(splits, "train")
-    assert tracking.split_digest(load_dataset("digits", seed=0), "train") == base
-    assert tracking.split_digest(load_dataset("digits", seed=0, standardize=False),
+    base = inputs.split_digest(splits, "train")
+    assert inputs.split_digest(load_dataset("digits", seed=0), "train") == base
+    assert inputs.split_digest(load_dataset("digits", seed=0, standardize=False),
                                  "train") != base  # the same rows, other values
     swapped = dict(splits.indices)
     swapped["train"] = splits.indices["train"].copy()
     swapped["train"][[0, 1]] = swapped["train"][[1, 0]]
     splits.indices = swapped  # the same arrays said to come from other rows
-    assert tracking.split_digest(splits, "train") != base
-    assert len(base) == tracking.DIGEST_CHARS and int(base, 16) >= 0
+    assert inputs.split_digest(splits, "train") != base
+    assert len(base) == inputs.DIGEST_CHARS and int(base, 16) >= 0
     assert np.asarray(splits.indices["train"]).dtype.kind == "i"

@@ -13,9 +13,10 @@ import tensorflow as tf
 from hydra import compose, initialize_config_dir
 
 import custom_optimizers as co
-import experiments.train  # noqa: F401  (registers the schemas)
-from experiments.config import validate
-from experiments.trainer import Trainer, at_evaluation_point
+from experiments.train.config import register_schemas as register_train_schemas
+register_train_schemas()
+from experiments.train.config import validate
+from experiments.train.trainer import Trainer, at_evaluation_point
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 TINY = ["dataset=digits", "model=mlp", "trainer.epochs=1", "trainer.max_steps=12",
@@ -23,7 +24,7 @@ TINY = ["dataset=digits", "model=mlp", "trainer.epochs=1", "trainer.max_steps=12
 
 
 def _train(store, *overrides):
-    from experiments.pipeline import run
+    from experiments.train.pipeline import run
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("train", overrides=[*TINY, f"tracking.uri={store}", *overrides])

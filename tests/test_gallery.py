@@ -66,6 +66,7 @@ def test_a_bad_name_is_refused_in_one_line_before_anything_loads():
     assert time.perf_counter() - start < 60  # (tests/test_refusals.py: no TF, no MLflow)
 
 
+@pytest.mark.slow
 def test_dry_run_says_what_an_empty_store_lacks(tmp_path):
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     done = _gallery("--dry-run", "--tracking-uri", store, "edge_of_stability", "benchmark")
@@ -127,8 +128,8 @@ def test_the_landscapes_entry_is_made_into_a_folder_from_a_tracked_run(tmp_path)
 
 @pytest.mark.parametrize("location", ["right", "bottom"])
 def test_contour_colour_bar_names_the_quantity_and_ticks_the_quantile_levels(location):
-    from experiments.landscape_plots import filled_contours
-    from experiments.plotting import pyplot
+    from experiments.landscape.plots import filled_contours
+    from experiments.core.plotting import pyplot
 
     plt = pyplot()
     xs = np.linspace(-1, 1, 41)

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
-import experiments.landscape  # noqa: F401  (registers the schemas)
-from experiments import landscapes as L
-from experiments import registry
-from experiments.config import ConfigError
+from experiments.landscape.config import register_schemas as register_landscape_schemas
+register_landscape_schemas()
+from experiments import landscape as L
+from experiments.core import registry
+from experiments.core.checks import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -96,7 +97,7 @@ def test_greedy_search_keeps_the_best_and_counts_evaluations():
 def _saddle_run(start):
     cfg, optimizers = validated("landscape=saddle", "optimizers=[sgd,momentum,adam]",
                                 f"landscape.start=[{start[0]},{start[1]}]")
-    from experiments.optim import build_optimizer
+    from experiments.core.optim import build_optimizer
 
     spec, f = L.objective(cfg.landscape)
     runs = L.optimize(f, start, {k: build_optimizer(v) for k, v in optimizers.items()},
@@ -198,7 +199,7 @@ def test_pictures_are_valid_png_and_animated_gif(tracked):
 
 def test_summary_reports_distance_and_steps_to_tolerance():
     cfg, optimizers = validated("landscape=ill_conditioned", "optimizers=[sgd,nesterov]")
-    from experiments.optim import build_optimizer
+    from experiments.core.optim import build_optimizer
 
     spec, f = L.objective(cfg.landscape)
     runs = L.optimize(f, list(cfg.landscape.start),

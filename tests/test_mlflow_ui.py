@@ -64,7 +64,7 @@ def store(tmp_path_factory):
     a fresh database at once."""
     from mlflow.tracking import MlflowClient
 
-    from experiments import tracking
+    from experiments.core import tracking
 
     folder = tmp_path_factory.mktemp("ui-store")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
@@ -106,10 +106,11 @@ def server(store, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def real_runs(store):
-    """A few real trainings (experiments.pipeline.run on tiny configs) into the store."""
-    import experiments.train  # noqa: F401  (registers the config schemas)
-    from experiments.config import validate
-    from experiments.pipeline import run
+    """A few real trainings (experiments.train.pipeline.run on tiny configs) into the store."""
+    from experiments.train.config import register_schemas as register_train_schemas
+    register_train_schemas()
+    from experiments.train.config import validate
+    from experiments.train.pipeline import run
 
     runs = {}
     for optimizer in OPTIMIZERS:

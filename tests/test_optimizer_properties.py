@@ -20,10 +20,12 @@ def _strategy(hp):
         return st.booleans()
     if hp.name == "epsilon":
         return eps
-    if hp.high is not None:  # a decay in [0, 1): up to 0.999; no subnormal values, which
-        # TensorFlow flushes to zero on the CPU (Lion's sign(β1 m) then differs from NumPy's)
-        return st.floats(hp.low, min(hp.high, 0.999) if hp.high_open else hp.high,
-                         allow_subnormal=False)
+    if hp.high is not None:  # a decay in [0, 1): its low end, or from 1e-6 up to 0.999.
+        # Nothing in between: a decay such as 2.2e-308 makes β·m subnormal within a step or
+        # two, which TensorFlow flushes to zero on the CPU and NumPy keeps (Lion's sign(β1 m)
+        # is then 0 in one and ±1 in the other).
+        high = min(hp.high, 0.999) if hp.high_open else hp.high
+        return st.one_of(st.just(float(hp.low)), st.floats(max(hp.low, 1e-6), high))
     return st.sampled_from([hp.low, 1e-3, 0.1, 1.0, 10.0])
 
 

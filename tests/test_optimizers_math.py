@@ -625,9 +625,9 @@ def test_effective_learning_rates_match_reference_state(adaptive_optimizer_case)
 
 @pytest.mark.parametrize("name", [n for n, rule in TWINS.items() if rule.adaptive])
 def test_keras_twin_reports_the_same_effective_learning_rates(name):
-    """``experiments.optim.effective_learning_rates`` reads the Keras twin's state in its own
+    """``experiments.core.optim.effective_learning_rates`` reads the Keras twin's state in its own
     conventions: where the two rules are equal, so are the rates."""
-    from experiments.optim import effective_learning_rates
+    from experiments.core.optim import effective_learning_rates
 
     ours, theirs = twin_pair(TWINS[name])
     init, grads = random_problem("float64", steps=5, seed=15)

@@ -12,10 +12,12 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-import experiments.landscape  # noqa: F401  (registers the landscape schemas)
-import experiments.train  # noqa: F401  (registers the training schemas)
-from experiments import landscapes
-from experiments.config import validate
+from experiments.landscape.config import register_schemas as register_landscape_schemas
+register_landscape_schemas()
+from experiments.train.config import register_schemas as register_train_schemas
+register_train_schemas()
+from experiments import landscape as landscapes
+from experiments.train.config import validate
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -87,7 +89,7 @@ def _train(store, preset, *overrides):
     """A tiny run of ``preset``; (run, {metric: [values by step]})."""
     from mlflow.tracking import MlflowClient
 
-    from experiments.pipeline import run
+    from experiments.train.pipeline import run
 
     cfg = make_cfg("train", f"+experiment={preset}", *TINY, f"tracking.uri={store}", *overrides)
     validate(cfg)
@@ -128,7 +130,7 @@ def test_vanishing_gradients_first_layer_gets_almost_nothing(store):
 def test_exploding_gradients_diverge_without_clipping_only(store):
     from mlflow.tracking import MlflowClient
 
-    from experiments.trainer import Diverged
+    from experiments.train.trainer import Diverged
 
     with pytest.raises(Diverged):
         _train(store, "exploding_gradients", "trainer.max_steps=8")

@@ -1,4 +1,4 @@
-"""``experiments.progress``: what a user sees on a terminal and in a log, on a fake clock."""
+"""``experiments.core.progress``: what a user sees on a terminal and in a log, on a fake clock."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import types
 
 import pytest
 
-from experiments import progress as progress_module
-from experiments.progress import Progress, format_seconds
+from experiments.core import progress as progress_module
+from experiments.core.progress import Progress, format_seconds
 
 
 class Clock:

@@ -183,7 +183,7 @@ def test_refused_at_once_in_one_line(results, index):
     assert result["stderr"].count("\n") == 1 and "Traceback" not in result["stderr"]
     assert not result["mlflow"], "refused before MLflow was needed"
     # Catches heavy imports (TensorFlow alone is ~6 s of CPU), not speed: a loaded machine
-    # can double the ~0.6 s a refusal takes; benchmarks.startup measures the time.
+    # can double the ~0.6 s a refusal takes; speed.startup measures the time.
     assert result["cpu_s"] < 4.0, result
 
 
@@ -219,7 +219,7 @@ def test_resume_is_refused_from_the_checkpoints_alone(tmp_path):
     """``trainer.resume=true`` is refused without the store only when no checkpoint can be
     of this config; a checkpoint of the config (or an older one without a fingerprint)
     leaves the decision to the store."""
-    from experiments import resume
+    from experiments.core import resume
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     folder = resume.checkpoint_dir(uri, "run1")
@@ -234,3 +234,34 @@ def test_resume_is_refused_from_the_checkpoints_alone(tmp_path):
     for saved in ({"step": 3, "config_hash": "mine"}, {"step": 3}):
         (folder / "progress.json").write_text(json.dumps(saved))
         resume.check_resumable(uri, "true", "mine")
+
+
+def _refusal_types():
+    """Every refusal type of the project, from the modules that define them."""
+    from experiments.benchmark.workloads import BenchmarkError
+    from experiments.compare.selection import CompareError
+    from experiments.core.checks import ConfigError
+    from experiments.core.resume import ResumeError
+    from experiments.core.tracking import TrackingUnavailable
+    from experiments.data import DatasetUnavailable
+
+    return {ConfigError: "Error in config", ResumeError: "Error in config",
+            BenchmarkError: "Error in config", DatasetUnavailable: "Error",
+            TrackingUnavailable: "Error", CompareError: "Error"}
+
+
+@pytest.mark.parametrize("kind", list(_refusal_types()), ids=lambda kind: kind.__name__)
+def test_every_refusal_type_ends_in_one_line_and_exit_2(kind, capsys):
+    """One path for all: ``refusing`` turns each refusal type (all ``Refusal``s) into its
+    prefix and the message folded to one line, exit code 2; other errors pass through."""
+    from experiments.core.checks import Refusal
+    from experiments.core.cli import EXIT_BAD_INPUT, refusing
+
+    assert issubclass(kind, Refusal)
+    with pytest.raises(SystemExit) as ended, refusing():
+        raise kind("the value x=3 is\n  not valid: choose 1 or 2")
+    assert ended.value.code == EXIT_BAD_INPUT == 2
+    assert capsys.readouterr().err == (f"{_refusal_types()[kind]}: the value x=3 is not valid: "
+                                       "choose 1 or 2\n")
+    with pytest.raises(KeyError), refusing():
+        raise KeyError("not a refusal")

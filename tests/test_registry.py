@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments import registry
+from experiments.core import registry
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = registry.rules()
@@ -31,7 +31,7 @@ def test_unknown_rule_is_refused_naming_the_valid_ones():
 def test_registry_loads_without_tensorflow():
     from light import run_light
 
-    out = run_light("from experiments import registry; from experiments import config\n"
+    out = run_light("from experiments.core import config, registry\n"
                     "print(len(registry.optimizer_names()), len(config.OPTIMIZER_SCHEMAS))\n",
                     heavy=("tensorflow", "keras", "custom_optimizers"))
     twins = sum(rule.keras is not None for rule in RULES)
@@ -105,7 +105,8 @@ def test_optimizer_option_trains_at_the_rules_defaults(option):
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    import experiments.train  # noqa: F401  (registers the schemas)
+    from experiments.train.config import register_schemas as register_train_schemas
+    register_train_schemas()
 
     name, implementation = registry.parse_option(option)
     rule = registry.rule(name)

@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
-import experiments.train  # noqa: F401  (registers the schemas)
-from experiments import tracking
-from experiments.config import ConfigError, validate
+from experiments.train.config import register_schemas as register_train_schemas
+register_train_schemas()
+from experiments.core import tracking
+from experiments.train.config import validate
 
 ROOT = Path(__file__).resolve().parents[1]
 QUIET = ["tracking.log_model=false", "tracking.log_plots=false"]
@@ -52,8 +53,8 @@ DIVERGING = ["optimizer=sgd", "optimizer.learning_rate=1e9", "trainer.epochs=3",
 
 @pytest.mark.slow
 def test_divergence_fails_the_run_and_keeps_its_metrics(tmp_path):
-    from experiments.pipeline import run
-    from experiments.trainer import Diverged
+    from experiments.train.pipeline import run
+    from experiments.train.trainer import Diverged
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     cfg = make_cfg(*DIVERGING, *QUIET, f"tracking.uri={uri}")
@@ -232,7 +233,7 @@ def test_unwritable_store_is_refused(tmp_path):
 # ----------------------------------------------------------------------------- reproducibility
 @pytest.mark.slow
 def test_same_seed_same_numbers_other_seed_other_numbers():
-    from experiments.pipeline import run
+    from experiments.train.pipeline import run
 
     def once(seed):
         return run(make_cfg("tracking.enabled=false", "trainer.max_steps=15",
@@ -246,7 +247,7 @@ def test_same_seed_same_numbers_other_seed_other_numbers():
 # ----------------------------------------------------------------------------- secrets
 @pytest.mark.slow
 def test_credentials_never_reach_the_tracker(tmp_path, monkeypatch):
-    from experiments.pipeline import run
+    from experiments.train.pipeline import run
 
     monkeypatch.setenv("LAB_TOKEN", "s3cr3t-token")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -291,7 +292,7 @@ def test_redact(raw, safe):
 ])
 @pytest.mark.slow
 def test_bad_values_leave_no_run(tmp_path, overrides, fragment):
-    from experiments.pipeline import run
+    from experiments.train.pipeline import run
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     cfg = make_cfg(*overrides, "trainer.max_steps=2", f"tracking.uri={uri}")
@@ -307,7 +308,7 @@ def test_dead_network_with_finite_loss_counts_as_diverged():
     """Weights overflowing to NaN while the logged loss stays finite still stop training."""
     from types import SimpleNamespace
 
-    from experiments.trainer import Diverged, fit
+    from experiments.train.trainer import Diverged, fit
 
     class FakeTrainer:
         names = ["loss", "correct", "grad_norm", "weight_norm"]

@@ -15,7 +15,8 @@ from hydra import compose, initialize_config_dir
 
 import custom_optimizers as co
 from custom_optimizers import reference
-from experiments.config import ConfigError, validate
+from experiments.core.checks import ConfigError
+from experiments.train.config import validate
 from test_optimizers_math import random_problem, run_keras, run_reference
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -64,7 +65,8 @@ def test_float32_120_steps_within_1e_4_of_the_distance_travelled():
 
 
 def test_keras_option_refuses_a_second_weight_decay():
-    import experiments.train  # noqa: F401  (registers the schemas)
+    from experiments.train.config import register_schemas as register_train_schemas
+    register_train_schemas()
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         validate(compose("train", overrides=["optimizer=adamw", "optimizer.weight_decay=0.1"]))

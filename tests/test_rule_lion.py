@@ -13,7 +13,8 @@ import tensorflow as tf
 from hydra import compose, initialize_config_dir
 
 import custom_optimizers as co
-from experiments.config import ConfigError, validate
+from experiments.core.checks import ConfigError
+from experiments.train.config import validate
 from test_optimizers_math import QUADRATIC_MIN, minimize, quadratic, random_problem, rosenbrock
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -47,7 +48,8 @@ def test_every_weight_moves_by_exactly_the_learning_rate():
 
 
 def test_keras_option_refuses_beta_1_zero():
-    import experiments.train  # noqa: F401  (registers the schemas)
+    from experiments.train.config import register_schemas as register_train_schemas
+    register_train_schemas()
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         validate(compose("train", overrides=["optimizer=lion", "optimizer.beta_1=0"]))

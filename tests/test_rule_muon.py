@@ -17,7 +17,8 @@ from hydra import compose, initialize_config_dir
 import custom_optimizers as co
 from custom_optimizers import reference
 from custom_optimizers.rules import muon as muon_rule
-from experiments.config import ConfigError, validate
+from experiments.core.checks import ConfigError
+from experiments.train.config import validate
 from test_optimizers_math import random_problem, run_keras, run_reference
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -119,7 +120,8 @@ def test_why_torch_departs_from_keras():
 
 
 def test_keras_option_refuses_the_original_scale():
-    import experiments.train  # noqa: F401  (registers the schemas)
+    from experiments.train.config import register_schemas as register_train_schemas
+    register_train_schemas()
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         validate(compose("train", overrides=["optimizer=muon", "optimizer.match_rms_adamw=false"]))

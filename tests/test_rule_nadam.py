@@ -14,7 +14,8 @@ from hydra import compose, initialize_config_dir
 
 import custom_optimizers as co
 from custom_optimizers import reference
-from experiments.config import ConfigError, validate
+from experiments.core.checks import ConfigError
+from experiments.train.config import validate
 from test_optimizers_math import (QUADRATIC_MIN, float32_rounded, max_abs_deviation, minimize,
                                   quadratic, random_problem, rosenbrock, run_keras)
 
@@ -92,7 +93,8 @@ def test_matches_reference_with_every_decay():
 
 
 def test_keras_option_refuses_another_decay():
-    import experiments.train  # noqa: F401  (registers the schemas)
+    from experiments.train.config import register_schemas as register_train_schemas
+    register_train_schemas()
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("train", overrides=["optimizer=keras_nadam"])

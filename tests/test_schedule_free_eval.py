@@ -1,11 +1,11 @@
-"""``benchmarks.schedule_free_eval``: the same trained state evaluated at x and at y."""
+"""``speed.schedule_free_eval``: the same trained state evaluated at x and at y."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from benchmarks import schedule_free_eval as sfe
+from speed import schedule_free_eval as sfe
 
 
 def test_x_and_y_rows_and_the_interval(capsys):

@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
-import experiments.train  # noqa: F401  (registers the schemas)
+from experiments.train.config import register_schemas as register_train_schemas
+register_train_schemas()
 from custom_optimizers import reference
-from experiments import pipeline
-from experiments.config import validate
-from experiments.optim import build_optimizer
-from experiments.schedules import build_schedule
+from experiments.train import pipeline
+from experiments.train.config import validate
+from experiments.core.optim import build_optimizer
+from experiments.core.schedules import build_schedule
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,7 +28,7 @@ def make_cfg(*overrides):
 
 
 def factor(s, t):
-    """f(t) written out from the definitions in experiments/schedules.py."""
+    """f(t) written out from the definitions in experiments/core/schedules.py."""
     name = s["name"]
     if name == "step":
         return s["factors"][sum(t > b for b in s["boundaries"])]
@@ -147,7 +148,7 @@ def test_an_optuna_study_may_search_the_schedule():
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra_plugins.hydra_optuna_sweeper._impl import create_optuna_distribution_from_override
 
-    from experiments.cli import check_command_line
+    from experiments.core.cli import check_command_line
 
     space = "schedule.warmup_steps=int(interval(1,300))"
     dist = create_optuna_distribution_from_override(

@@ -17,8 +17,10 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
-import experiments.train  # noqa: F401  (registers the schemas)
-from experiments.config import ConfigError, validate
+from experiments.train.config import register_schemas as register_train_schemas
+register_train_schemas()
+from experiments.core.checks import ConfigError
+from experiments.train.config import validate
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -147,7 +149,7 @@ def test_the_density_counts_the_outliers_that_stand_out_of_the_bulk():
 
 def test_every_layer_block_lambda_max_matches_eigvalsh(mlp):
     from experiments.curvature import block_lambda_max
-    from experiments.trainer import layer_groups
+    from experiments.train.trainer import layer_groups
 
     f, theta, h = mlp
     blocks = f.blocks(layer_groups(f.model))
@@ -242,7 +244,7 @@ def test_spectrum_metrics_and_artifacts_are_logged_and_read_back(tmp_path, share
     from mlflow.tracking import MlflowClient
 
     from experiments.curvature.figures import find_runs, load_run, spectrum_figure
-    from experiments.pipeline import run
+    from experiments.train.pipeline import run
 
     uri = shared_store
     result = run(make_cfg(*TINY, f"tracking.uri={uri}", f"trainer.curvature_operator={operator}",

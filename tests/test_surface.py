@@ -1,4 +1,4 @@
-"""Loss surfaces (experiments.surfaces, ``python -m experiments.surface``): directions,
+"""Loss surfaces (experiments.surface, ``python -m experiments.surface``): directions,
 grids against the model's own loss, a tiny tracked run and the same surface read back."""
 
 from __future__ import annotations
@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
-import experiments.surface  # noqa: F401  (registers the schemas)
-from experiments import surfaces
-from experiments.config import ConfigError
+from experiments.surface.config import register_schemas as register_surface_schemas
+register_surface_schemas()
+from experiments import surface as surfaces
+from experiments.core.checks import ConfigError
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

@@ -11,9 +11,11 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-import experiments.train  # noqa: F401  (registers the schemas)
-from experiments import console, registry
-from experiments.config import ConfigError, validate
+from experiments.train.config import register_schemas as register_train_schemas
+register_train_schemas()
+from experiments.core import console, registry
+from experiments.core.checks import ConfigError
+from experiments.train.config import validate
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -54,7 +56,7 @@ def test_every_option_composes_and_validates(group):
 
 @pytest.mark.parametrize("option", options("optimizer"))
 def test_every_optimizer_config_instantiates(option):
-    from experiments.optim import build_optimizer
+    from experiments.core.optim import build_optimizer
 
     cfg = make_cfg(f"optimizer={option}")
     opt = build_optimizer(OmegaConf.to_container(cfg.optimizer, resolve=True))
@@ -108,14 +110,14 @@ def test_out_of_range_values_are_refused(overrides, fragment):
 def test_learning_rate_given_as_int_is_accepted():
     cfg = make_cfg("optimizer=sgd", "optimizer.learning_rate=1")
     validate(cfg)
-    from experiments.optim import build_optimizer
+    from experiments.core.optim import build_optimizer
 
     opt = build_optimizer(OmegaConf.to_container(cfg.optimizer))
     assert float(opt.learning_rate.numpy()) == 1.0
 
 
 def _train(store, *overrides):
-    from experiments.pipeline import run
+    from experiments.train.pipeline import run
 
     cfg = make_cfg(*TINY, f"tracking.uri={store}", *overrides)
     validate(cfg)
@@ -186,7 +188,7 @@ def test_bulk_stored_metrics_equal_log_batch(store):
     logged a second time (a resumed run) are skipped, not an error."""
     from mlflow.entities import Metric
 
-    from experiments.tracking import RunLogger
+    from experiments.core.tracking import RunLogger
 
     special = {2: float("inf"), 3: float("-inf"), 5: float("nan")}
     rows = [({"loss": 1.0 / s, "grad_norm": special.get(s, s * 0.5)}, s) for s in range(1, 8)]
@@ -233,7 +235,7 @@ def test_tiny_training_per_dataset_and_model(store, dataset, model):
 
 def test_custom_and_keras_pair_agree_on_real_data():
     """Momentum vs keras SGD(lr*(1-a), a): the same rule, so nearly the same losses."""
-    from experiments.pipeline import run
+    from experiments.train.pipeline import run
 
     losses = {}
     for option in ("momentum", "keras_momentum"):
@@ -257,7 +259,7 @@ def test_two_job_multirun_is_grouped(tmp_path):
     result = _cli("-m", "optimizer=adam,keras_adam", *TINY, f"tracking.uri={uri}",
                   f"hydra.sweep.dir={tmp_path / 'sweep'}", tf_log_level=None)
     assert result.returncode == 0, result.stderr[-2000:]
-    # a quiet console (experiments/console.py): none of TensorFlow's start-up notices,
+    # a quiet console (experiments/core/console.py): none of TensorFlow's start-up notices,
     # MLflow's table creation or retracing warnings; each job's progress is there
     noise = [line for line in result.stderr.splitlines() if console.NOISE.search(line)
              or "database tables" in line or "retracing" in line]
@@ -276,7 +278,7 @@ def test_evaluation_is_traced_once_per_trainer():
     import custom_optimizers
     from experiments.data import load_dataset
     from experiments.models import build_model
-    from experiments.trainer import Trainer
+    from experiments.train.trainer import Trainer
 
     splits = load_dataset("digits")
     model = build_model("logreg", splits.input_shape, splits.num_classes)

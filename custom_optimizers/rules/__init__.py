@@ -7,7 +7,7 @@ Keras serialization of ``custom_optimizers``, ``custom_optimizers.reference``, t
 schemas and checks, the Keras-twin translation, compare, landscapes, the Optuna presets,
 the parametrised tests — iterates over ``all_rules()``. Adding a rule is adding its files.
 
-Free of TensorFlow: ``experiments.registry`` loads this package without running
+Free of TensorFlow: ``experiments.core.registry`` loads this package without running
 ``custom_optimizers/__init__.py``.
 """
 
@@ -17,12 +17,14 @@ import functools
 import importlib
 import pkgutil
 
+from custom_optimizers.rules._reference import Reference, clip
 from custom_optimizers.rules._rule import (CLIP_MODES, CLIP_THRESHOLD, LEARNING_RATE,
                                            Hyperparameter, KerasTwin, Rule, SearchDim,
-                                           check_number, interval)
+                                           check_clip_mode, check_number, interval)
 
-__all__ = ["Rule", "Hyperparameter", "KerasTwin", "SearchDim", "all_rules", "get", "names",
-           "CLIP_MODES", "CLIP_THRESHOLD", "LEARNING_RATE", "check_number", "interval"]
+__all__ = ["Rule", "Hyperparameter", "KerasTwin", "SearchDim", "Reference", "all_rules", "get",
+           "names", "CLIP_MODES", "CLIP_THRESHOLD", "LEARNING_RATE", "check_clip_mode",
+           "check_number", "clip", "interval"]
 
 
 @functools.cache

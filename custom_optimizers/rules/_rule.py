@@ -3,7 +3,7 @@
 Free of TensorFlow (and of everything but the standard library), so a config can be
 checked against the rules before TensorFlow loads. The ranges of the hyperparameters are
 written here, once: the optimizers check their arguments with them
-(``custom_optimizers._checks``) and ``experiments.config`` checks a config with them.
+(``custom_optimizers._checks``) and ``experiments.core.config`` checks a config with them.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ class Adam(Reference):
         return [self.lr / (self.delta + np.sqrt(r / c2)) for r in self.state["r"]]
 
 
-def _keras_effective_learning_rates(optimizer):
+def keras_effective_learning_rates(optimizer):
     """keras.optimizers.Adam's rate as the factor applied to the corrected first moment,
     ``lr*sqrt(1-b2^t)/(sqrt(v) + eps)``."""
     from keras import ops
@@ -81,7 +81,7 @@ RULE = Rule(
         note="keras.optimizers.Adam(η, ρ1, ρ2, epsilon=δ): Keras adds its 'epsilon hat' to the "
              "uncorrected sqrt(r), equal to the lecture's δ only as δ -> 0",
         equal_when={"epsilon": 0.0},
-        effective_learning_rates=_keras_effective_learning_rates,
+        effective_learning_rates=keras_effective_learning_rates,
     ),
     search_space=SEARCH_SPACE,
     colour="tab:brown",

@@ -3,7 +3,7 @@
 from custom_optimizers.rules._reference import Reference
 from custom_optimizers.rules._rule import Hyperparameter, KerasTwin, Rule, SearchDim, decay, epsilon
 from custom_optimizers.rules.adam import RULE as ADAM_RULE
-from custom_optimizers.rules.adam import Adam, _keras_effective_learning_rates
+from custom_optimizers.rules.adam import Adam, keras_effective_learning_rates
 
 # λ of the three rules with a decoupled weight decay (AdamW, Schedule-Free AdamW, Muon).
 # Not Keras's base ``weight_decay`` (every rule's pass-through, applied before the rule).
@@ -67,7 +67,7 @@ RULE = Rule(
              "W -= ηλW first; Keras adds its 'epsilon hat' to the uncorrected sqrt(r), as its "
              "Adam does, equal to the lecture's δ only as δ -> 0",
         equal_when={"epsilon": 0.0},
-        effective_learning_rates=_keras_effective_learning_rates,
+        effective_learning_rates=keras_effective_learning_rates,
     ),
     search_space={**ADAM_RULE.search_space, WEIGHT_DECAY_NAME: SearchDim("log", 1e-5, 1.0)},
     colour="tab:cyan",

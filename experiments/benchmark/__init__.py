@@ -4,20 +4,22 @@ Protocol: ``docs/benchmark-protocol.md``. Modules:
 
 - ``workloads``: ``conf/workload/*.yaml`` and the optimizers (registry rules, Keras twins);
 - ``search``: the paired quasi-random draws and the trial seeds, one stream per use;
-- ``trials``: what a trial is, the fast ``Engine`` and the trainer path, the worker pool;
+- ``trials``: what a trial is and the trainer's path; ``engine``: the fast path;
+  ``pool``: the worker processes;
 - ``store``: MLflow (a parent run per benchmark, a child run per trial, resume);
 - ``scoring``: times, profiles, scores, paired bootstrap, two-rule claims (tables only);
-- ``report``: leaderboard, claims, plots; ``python -m experiments.benchmark.report``
-  rewrites them from a stored run;
-- ``app``: the checked settings, the run, the calibration; ``__main__``: the command.
+- ``report``: leaderboard and claims; ``figures``: its plots;
+  ``python -m experiments.benchmark.report`` rewrites them from a stored run;
+- ``settings``: the checked settings; ``app``: the run, the calibration;
+  ``__main__``: the command.
 
 Nothing imported here loads TensorFlow.
 """
 
-from experiments.benchmark.app import (MODES, RULESETS, Settings, benchmark_specs, calibrate,
-                                       check, curves_frame, main_entry, results_frame,
-                                       run_benchmark, run_trials, settings)
+from experiments.benchmark.app import (benchmark_specs, calibrate, curves_frame, main_entry,
+                                       results_frame, run_benchmark, run_trials)
 from experiments.benchmark.search import sample, to_value, trial_seed
+from experiments.benchmark.settings import MODES, RULESETS, Settings, check, settings
 from experiments.benchmark.store import TrialStore
 from experiments.benchmark.engine import Engine
 from experiments.benchmark.trials import DataCache, TrialSpec, plan_trials, run_trial_with_trainer

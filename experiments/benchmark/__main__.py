@@ -6,7 +6,7 @@
     python -m experiments.benchmark mode=calibrate       # set the workloads' targets
     python -m experiments.benchmark preset=full hydra/launcher=slurm -m shard=0/8,...
 
-The command line is checked (``experiments.cli``) before TensorFlow loads: a mistake is
+The command line is checked (``experiments.core.cli``) before TensorFlow loads: a mistake is
 refused with one line and exit code 2, and no run is created.
 """
 
@@ -15,8 +15,9 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from experiments.benchmark.app import check, main_entry
-from experiments.cli import check_command_line
+from experiments.benchmark.app import main_entry
+from experiments.benchmark.settings import check
+from experiments.core.cli import check_command_line
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="benchmark")

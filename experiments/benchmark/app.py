@@ -1,178 +1,18 @@
-"""The benchmark's command: its checked settings, the run (or resume), the calibration.
-
-``settings(cfg)`` checks a composed ``conf/benchmark.yaml`` without TensorFlow or MLflow
-and raises ``BenchmarkError`` (a ``ConfigError``) with one line; ``experiments.cli``
-refuses through it before Hydra runs the app (``__main__``).
+"""The benchmark's command once its settings are checked (``settings``): the run (or
+resume), the calibration, and ``main_entry``, which ``__main__``'s Hydra app calls.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import sys
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Sequence
 
 from experiments.benchmark.pool import execute
+from experiments.benchmark.settings import RULESETS, Settings, settings
 from experiments.benchmark.trials import TrialSpec, plan_trials
-from experiments.benchmark.workloads import (PROJECT_ROOT, WORKLOAD_DIR, BenchmarkError,
-                                             OPTIMIZER_SETS, Optimizer, Workload, exact_pairs,
-                                             load_workload, select_optimizers, write_target)
-
-MODES = ("benchmark", "tuned", "defaults", "calibrate")
-RULESETS = ("tuned", "defaults")
-
-#: Every key of conf/benchmark.yaml (and of a conf/preset); None: a free value.
-SCHEMA = {
-    "mode": None, "benchmark_id": None, "optimizers": None, "workloads": None,
-    "workload_dir": None, "seed": None, "shard": None, "workers": None, "eval_every": None,
-    "output_dir": None,
-    "scoring": {"bootstrap": None, "r_max": None, "level": None},
-    "tracking": {"enabled": None, "uri": None, "experiment_name": None},
-    "preset": {"name": None, "description": None, "workloads": None, "optimizers": None,
-               "budget": None, "stop_at_target": None,
-               "tuned": {"trials": None, "studies": None}, "at_defaults": {"seeds": None},
-               "calibrate": {"references": None, "trials": None, "seeds": None,
-                             "budget": None}},
-}
-
-
-def check_keys(c: dict, schema: dict = SCHEMA, prefix: str = "") -> None:
-    """Refuse a key the benchmark does not read (``+nope=1``, ``+preset.tuned.k=3``)."""
-    for key, value in c.items():
-        if key not in schema:
-            raise BenchmarkError(f"{prefix}{key} is not a key of the benchmark's config: "
-                                 f"valid keys{' under ' + prefix[:-1] if prefix else ''} are "
-                                 f"{', '.join(schema)}")
-        if isinstance(schema[key], dict):
-            if not isinstance(value, dict):
-                raise BenchmarkError(f"{prefix}{key} must be a mapping of "
-                                     f"{', '.join(schema[key])}")
-            check_keys(value, schema[key], f"{prefix}{key}.")
-
-
-@dataclass
-class Settings:
-    """The checked config: what to run and where."""
-
-    mode: str
-    benchmark_id: str
-    workloads: list
-    optimizers: list
-    preset: dict
-    seed: int
-    shard: tuple[int, int] | None
-    workers: int
-    eval_every: int | None
-    output_dir: Path
-    bootstrap: int
-    r_max: float
-    level: float
-    uri: str | None
-    experiment: str
-    overrides: list = field(default_factory=list)
-
-
-def _shard(value) -> tuple[int, int] | None:
-    if value in (None, ""):
-        return None
-    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(value))
-    if not m or not int(m.group(1)) < int(m.group(2)):
-        raise BenchmarkError(f"shard={value!r} is not valid: write i/n with 0 <= i < n, "
-                             "e.g. shard=0/2")
-    return int(m.group(1)), int(m.group(2))
-
-
-def _integer(key: str, value, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise BenchmarkError(f"{key}={value!r} must be an integer >= {low}")
-    return value
-
-
-def _number(key: str, value, low: float, high: float, low_open=True, high_open=False) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if ok:
-        ok = (value > low if low_open else value >= low) and \
-             (value < high if high_open else value <= high)
-    if not ok:
-        raise BenchmarkError(f"{key}={value!r} must be a number in "
-                             f"{'(' if low_open else '['}{low:g}, {high:g}"
-                             f"{')' if high_open else ']'}")
-    return float(value)
-
-
-def settings(cfg) -> Settings:
-    """Check a composed ``conf/benchmark.yaml``; ``BenchmarkError`` with one line."""
-    from omegaconf import OmegaConf
-
-    c = OmegaConf.to_container(cfg, resolve=True)
-    c.pop("hydra", None)
-    check_keys(c)
-    if c["mode"] not in MODES:
-        raise BenchmarkError(f"mode={c['mode']!r} is not valid: choose one of "
-                             f"{', '.join(MODES)}")
-    shard = _shard(c["shard"])
-    preset = c["preset"]
-    _integer("seed", c["seed"], 0)
-    if c["seed"] >= 2**32:
-        raise BenchmarkError(f"seed={c['seed']} must be below 2**32")
-    for key, value in (("preset.tuned.trials", preset["tuned"]["trials"]),
-                       ("preset.tuned.studies", preset["tuned"]["studies"]),
-                       ("preset.at_defaults.seeds", preset["at_defaults"]["seeds"]),
-                       ("preset.calibrate.trials", preset["calibrate"]["trials"]),
-                       ("preset.calibrate.seeds", preset["calibrate"]["seeds"]),
-                       ("scoring.bootstrap", c["scoring"]["bootstrap"])):
-        _integer(key, value)
-    for key, value in (("preset.budget", preset["budget"]),
-                       ("preset.calibrate.budget", preset["calibrate"]["budget"])):
-        _number(key, value, 0, 10)
-    r_max = _number("scoring.r_max", c["scoring"]["r_max"], 1, 1e9)
-    level = _number("scoring.level", c["scoring"]["level"], 0, 1, high_open=True)
-    if not isinstance(preset["stop_at_target"], bool):
-        raise BenchmarkError(f"preset.stop_at_target={preset['stop_at_target']!r} must be "
-                             "true or false")
-    workers = c["workers"]
-    if workers is None:
-        workers = os.cpu_count() or 1
-    _integer("workers", workers)
-    eval_every = c["eval_every"]
-    if eval_every is not None:
-        _integer("eval_every", eval_every)
-    folder = Path(c["workload_dir"]) if c.get("workload_dir") else WORKLOAD_DIR
-    names = c["workloads"] or preset["workloads"]
-    if isinstance(names, str) or not names:
-        raise BenchmarkError(f"workloads={names!r} is not valid: give a list of "
-                             "conf/workload names, e.g. workloads=[digits_mlp]")
-    workloads = [load_workload(n, folder) for n in names]
-    choice = c["optimizers"] if c["optimizers"] is not None else preset["optimizers"]
-    optimizers = select_optimizers(choice)
-    if c["mode"] == "calibrate":
-        select_optimizers(preset["calibrate"]["references"])
-    if c["mode"] in ("benchmark", "tuned", "defaults"):
-        missing = [w.name for w in workloads if w.target is None]
-        if missing:
-            raise BenchmarkError(f"workload(s) {', '.join(missing)} have no target yet: run "
-                                 "python -m experiments.benchmark mode=calibrate first")
-    bid = c["benchmark_id"] or f"{preset['name']}-{c['mode']}"
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", str(bid)):
-        raise BenchmarkError(f"benchmark_id={bid!r} is not valid: use letters, digits, "
-                             "'.', '_' and '-'")
-    uri = None
-    if c["tracking"]["enabled"]:
-        from experiments import tracking
-
-        uri = tracking.resolve_tracking_uri(c["tracking"]["uri"])
-    out = Path(c["output_dir"]) if c["output_dir"] else PROJECT_ROOT / "outputs" / "benchmark" / bid
-    return Settings(c["mode"], bid, workloads, optimizers, preset, int(c["seed"]), shard,
-                    int(workers), eval_every, out, int(c["scoring"]["bootstrap"]), r_max,
-                    level, uri, c["tracking"]["experiment_name"])
-
-
-def check(cfg) -> None:
-    """``settings`` for ``experiments.cli.check_command_line``."""
-    settings(cfg)
+from experiments.benchmark.workloads import Workload, exact_pairs, select_optimizers, write_target
 
 
 def _apply_shard(specs: list, shard) -> list:
@@ -200,7 +40,7 @@ def run_trials(specs: Sequence[TrialSpec], store, workers: int = 1, out=sys.stde
     """Run ``specs``, skipping those already FINISHED in ``store``, with ``workers``
     processes; each trial is stored as it finishes; progress (trial i/N, the last result,
     ETA) on ``out``. Returns the rows in the order of ``specs``."""
-    from experiments.progress import Progress
+    from experiments.core.progress import Progress
 
     done = store.finished()
     rows: list = [done.get(s.key()) for s in specs]
@@ -383,20 +223,15 @@ def calibrate(s: Settings, command: str, out=sys.stdout, err=sys.stderr) -> dict
 
 
 def main_entry(cfg) -> None:
-    from experiments import tracking
-    from experiments.cli import refuse
+    from experiments.core import tracking
+    from experiments.core.cli import refusing
 
-    try:
+    with refusing():
         s = settings(cfg)
-    except BenchmarkError as e:
-        refuse(str(e))
-    if s.uri is not None:
-        try:
+        if s.uri is not None:
             tracking.probe_store(s.uri)
-        except tracking.TrackingUnavailable as e:
-            refuse(str(e), prefix="Error")
     if s.mode == "calibrate":
-        from experiments.hydra_job import task_overrides
+        from experiments.core.hydra_job import task_overrides
 
         # where things are stored is no part of how a target was set
         local = ("tracking.", "benchmark_id=", "output_dir=", "workload_dir=", "workers=")
@@ -405,8 +240,3 @@ def main_entry(cfg) -> None:
         calibrate(s, command.strip())
     else:
         run_benchmark(s)
-
-
-__all__ = ["MODES", "RULESETS", "OPTIMIZER_SETS", "Optimizer", "Settings", "settings",
-           "check", "benchmark_specs", "run_trials", "run_benchmark", "calibrate",
-           "main_entry", "results_frame", "curves_frame"]

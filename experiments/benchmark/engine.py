@@ -75,7 +75,7 @@ class Engine:
 
     # -- the optimizer ------------------------------------------------------------
     def _build(self, hp: dict):
-        from experiments.optim import build_optimizer
+        from experiments.core.optim import build_optimizer
 
         opt = build_optimizer(self.option.config(hp))
         opt.build(self.variables)
@@ -139,7 +139,7 @@ class Engine:
 
     def _set_hyperparameters(self, hp: dict) -> bool:
         """Assign ``hp`` to the variables; False if it needs another trace."""
-        from experiments.optim import build_optimizer
+        from experiments.core.optim import build_optimizer
 
         fresh = build_optimizer(self.option.config(hp))
         numbers = _numbers(fresh)

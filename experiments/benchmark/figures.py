@@ -10,7 +10,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from experiments import plotting
+from experiments.core import plotting
 from experiments.benchmark import scoring
 
 

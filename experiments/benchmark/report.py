@@ -16,7 +16,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from experiments import markdown
+from experiments.core import markdown
 from experiments.benchmark import scoring
 from experiments.benchmark.figures import (budget_plot, profile_plot, sensitivity_plot,
                                            time_plot)

@@ -53,7 +53,7 @@ class TrialStore:
 
     def _experiment_id(self, client) -> str:
         if self._exp_id is None:
-            from experiments import tracking
+            from experiments.core import tracking
 
             self._exp_id = tracking.get_or_create_experiment(client, self.uri, self.experiment)
         return self._exp_id
@@ -74,7 +74,7 @@ class TrialStore:
             return
         from mlflow.entities import Param
 
-        from experiments import tracking
+        from experiments.core import tracking
 
         client = self._client()
         found = self._search(client, f"tags.benchmark_id = '{self.benchmark_id}' and "
@@ -113,7 +113,7 @@ class TrialStore:
             return
         from mlflow.entities import Metric, Param
 
-        from experiments import tracking
+        from experiments.core import tracking
 
         client = self._client()
         end_ms = int(time.time() * 1000)
@@ -153,7 +153,7 @@ class TrialStore:
             return
         from mlflow.entities import Metric
 
-        from experiments import tracking
+        from experiments.core import tracking
 
         client = self._client()
         now = int(time.time() * 1000)

@@ -1,7 +1,7 @@
 """The benchmark's trials: what one trial is (``TrialSpec``, ``plan_trials``), the data,
 initial weights and batches every way of running it shares, what it measured
 (``Outcome``), and the reference way to run it: ``run_trial_with_trainer``, through
-``experiments.trainer`` (the ``python -m experiments.train`` loop). The benchmark's own
+``experiments.train.trainer`` (the ``python -m experiments.train`` loop). The benchmark's own
 way is ``experiments.benchmark.engine.Engine``; the tests check that both give the same
 steps to target and best values. ``experiments.benchmark.pool`` runs many in processes.
 
@@ -109,6 +109,11 @@ class DataCache:
 _INITIAL: dict = {}
 
 
+def forget_initial_weights() -> None:
+    """Empty ``initial_weights``'s cache: the next trial of a seed builds its model again."""
+    _INITIAL.clear()
+
+
 def initial_weights(workload: Workload, input_shape, num_classes: int, seed: int) -> list:
     """The model's weights as ``build_model`` initialises them under ``seed`` (the same
     for every rule: cached per process)."""
@@ -130,7 +135,7 @@ def initial_weights(workload: Workload, input_shape, num_classes: int, seed: int
 def batch_indices(n: int, batch_size: int, seed: int, steps: int) -> tuple[np.ndarray, np.ndarray]:
     """The trainer's batches (``Trainer.epoch_batches``: epoch by epoch, the last one of an
     epoch shorter) for ``steps`` steps, as a padded [steps, batch] matrix and the lengths."""
-    from experiments.trainer import Trainer
+    from experiments.train.trainer import Trainer
 
     batches: list = []
     epoch = 0
@@ -184,13 +189,13 @@ class Outcome:
 
 
 def run_trial_with_trainer(spec: TrialSpec, data: DataCache) -> dict:
-    """The same trial through ``experiments.trainer.fit`` (the reference for the tests):
+    """The same trial through ``experiments.train.trainer.fit`` (the reference for the tests):
     evaluations at the same steps, through the trainer's own evaluation."""
     import keras
 
     from experiments.models import build_model
-    from experiments.optim import build_optimizer
-    from experiments.trainer import Diverged, Interrupted, Trainer, fit
+    from experiments.core.optim import build_optimizer
+    from experiments.train.trainer import Diverged, Interrupted, Trainer, fit
 
     w = spec.workload
     splits = data.get(w)

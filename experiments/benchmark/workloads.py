@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from experiments.config import ConfigError
+from experiments.core.checks import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 WORKLOAD_DIR = PROJECT_ROOT / "conf" / "workload"
@@ -145,13 +145,13 @@ class Optimizer:
         return (_optimizer, (self.name,))
 
     def config(self, hp: dict) -> dict:
-        """The ``experiments.optim.build_optimizer`` config of this option at ``hp``."""
+        """The ``experiments.core.optim.build_optimizer`` config of this option at ``hp``."""
         return {"name": self.rule.name, "implementation": self.implementation, **hp}
 
 
 def all_optimizers() -> list[Optimizer]:
     """Every rule of the registry, each followed by its Keras twin (when it has one)."""
-    from experiments import registry
+    from experiments.core import registry
 
     out = []
     for rule in registry.rules():

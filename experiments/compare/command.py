@@ -11,15 +11,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable, Sequence
 
-from experiments import markdown, tracking
-from experiments.cli import EXIT_FAILED, refuse
+from experiments.core import tracking
+from experiments.core.cli import EXIT_FAILED, refuse, refusing
 from experiments.compare.plots import make_plots
 from experiments.compare.selection import (COMPARISON, RUN_TYPE_TAG, CompareError, Selection,
                                           select_runs)
 from experiments.compare.summary import (build_rows, columns, group_keys, missing_messages,
                                         summarize_run, varying_params)
 from experiments.compare.tables import markdown_table, table_cells, text_table, write_csv
-from experiments.run_status import ended_run
+from experiments.core.run_status import ended_run
 
 HISTORY_THREADS = 8
 NOTE_CHARS = 7900  # the run description (a tag: MLflow keeps 8000 characters)
@@ -185,12 +185,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     args.filter)
     say = lambda msg: print(msg, file=sys.stderr)
     try:
-        result = compare(sel, uri=args.uri, out_dir=args.out, target_loss=args.target_loss,
-                         target_metric=args.target_metric, smooth=args.smooth, band=args.band,
-                         group_by=args.group_by, plots=not args.no_plots,
-                         log_run=not args.no_log, progress=say)
-    except CompareError as err:
-        refuse(str(err), prefix="Error")
+        with refusing():
+            result = compare(sel, uri=args.uri, out_dir=args.out, target_loss=args.target_loss,
+                             target_metric=args.target_metric, smooth=args.smooth,
+                             band=args.band, group_by=args.group_by, plots=not args.no_plots,
+                             log_run=not args.no_log, progress=say)
     except KeyboardInterrupt:
         say("Interrupted.")
         return 130

@@ -10,8 +10,9 @@ from typing import Sequence
 
 import numpy as np
 
-from experiments.compare.summary import RunSummary, _identity, _lookup, _rule_rank, group_runs
-from experiments.plotting import pyplot, rule_style
+from experiments.compare.summary import (RunSummary, group_runs, rule_identity, rule_rank,
+                                         tag_or_param)
+from experiments.core.plotting import pyplot, rule_style
 
 # -------------------------------------------------------------------------------- plots
 
@@ -56,8 +57,8 @@ def make_plots(summaries: Sequence[RunSummary], keys: Sequence[str], out: Path, 
     """The PNGs written, and a line for each plot that had no data."""
     plt = pyplot()
     ordered = sorted((s for s in summaries if s.finished),
-                     key=lambda s: (tuple(_lookup(s, k) for k in keys[1:]),
-                                    _rule_rank(_identity(s))))
+                     key=lambda s: (tuple(tag_or_param(s, k) for k in keys[1:]),
+                                    rule_rank(rule_identity(s))))
     groups = {" ".join(g): members for g, members in group_runs(ordered, keys).items()}
     written, skipped = [], []
     band_text = "min–max" if band == "minmax" else "± std"
@@ -73,7 +74,7 @@ def make_plots(summaries: Sequence[RunSummary], keys: Sequence[str], out: Path, 
                 if not curves:
                     continue
                 x, mean, lo, hi = aggregate(curves, band)
-                style = {**rule_style(*_identity(members[0])), "linewidth": 1.2}
+                style = {**rule_style(*rule_identity(members[0])), "linewidth": 1.2}
                 ax.plot(x, mean, label=f"{label} (n={len(curves)})", **style)
                 ax.fill_between(x, lo, hi, color=style["color"], alpha=0.12, lw=0)
             if panel.log:

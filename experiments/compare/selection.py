@@ -7,15 +7,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from experiments import tracking
+from experiments.core import tracking
+from experiments.core.checks import Refusal
 
 RUN_TYPE_TAG = "run_type"
 COMPARISON = "comparison"
 
 
-class CompareError(Exception):
+class CompareError(Refusal):
     """Bad input or an empty selection, refused before anything is written: one line for
-    the user and exit code 2 (``experiments.cli.refuse``), no traceback."""
+    the user and exit code 2 (``experiments.core.cli.refuse``), no traceback."""
 
 
 # ---------------------------------------------------------------------------- selection

@@ -10,7 +10,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from experiments import registry
+from experiments.core import registry
 
 # Params that differ between the seeds of one configuration without making it another one.
 SEED_PARAMS = ("trainer.seed", "tracking.", "hydra.")
@@ -122,21 +122,21 @@ def summarize_run(client, run, target_metric: str, target: float, smooth: int) -
 # ------------------------------------------------------------------------------- groups
 
 
-def _identity(summary: RunSummary) -> tuple[str, bool]:
+def rule_identity(summary: RunSummary) -> tuple[str, bool]:
     """(rule, is the Keras twin) of a run, from its ``optimizer_rule`` and
     ``implementation`` tags (a run without them counts as a custom optimizer)."""
     rule = summary.tags.get("optimizer_rule") or summary.tags.get("optimizer", "")
     return rule, summary.tags.get("implementation") == "keras"
 
 
-def _rule_rank(identity: tuple[str, bool]) -> tuple:
+def rule_rank(identity: tuple[str, bool]) -> tuple:
     """Sort key: the registry's order of rules (unknown ones last), custom before Keras."""
     order = registry.rule_names()
     rule, keras = identity
     return order.index(rule) if rule in order else len(order), rule, keras
 
 
-def _lookup(summary: RunSummary, key: str) -> str:
+def tag_or_param(summary: RunSummary, key: str) -> str:
     return summary.tags.get(key, summary.params.get(key, "–"))
 
 
@@ -145,7 +145,7 @@ def group_keys(summaries: Sequence[RunSummary], extra: Sequence[str]) -> list[st
     ``extra`` (tags or params)."""
     keys = ["optimizer"]
     for key in ("dataset", "model"):
-        if len({_lookup(s, key) for s in summaries}) > 1:
+        if len({tag_or_param(s, key) for s in summaries}) > 1:
             keys.append(key)
     return keys + [k for k in extra if k not in keys]
 
@@ -207,15 +207,15 @@ def group_runs(summaries: Iterable[RunSummary], keys: Sequence[str]
                ) -> dict[tuple, list[RunSummary]]:
     groups: dict[tuple, list[RunSummary]] = {}
     for s in summaries:
-        groups.setdefault(tuple(_lookup(s, k) for k in keys), []).append(s)
+        groups.setdefault(tuple(tag_or_param(s, k) for k in keys), []).append(s)
     return groups
 
 
 def build_rows(summaries: Sequence[RunSummary], keys: Sequence[str],
                cols: Sequence[Column]) -> list[Row]:
     groups = group_runs(summaries, keys)
-    identity = {g: _identity(members[0]) for g, members in groups.items()}
-    order = sorted(groups, key=lambda g: (g[1:], _rule_rank(identity[g])))
+    identity = {g: rule_identity(members[0]) for g, members in groups.items()}
+    order = sorted(groups, key=lambda g: (g[1:], rule_rank(identity[g])))
     keras_twins = {(identity[g][0], g[1:]): g for g in groups if identity[g][1]}
     rows, done = [], set()
     for g in order:
@@ -249,7 +249,7 @@ def varying_params(summaries: Sequence[RunSummary], keys: Sequence[str]) -> dict
 
 def _non_adaptive(s: RunSummary) -> bool:
     """A rule that is not adaptive (SGD, momentum, ...) logs no effective learning rate."""
-    rule = _identity(s)[0]
+    rule = rule_identity(s)[0]
     return rule in registry.rule_names() and not registry.rule(rule).adaptive
 
 

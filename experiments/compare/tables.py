@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Sequence
 
-from experiments import markdown
+from experiments.core import markdown
 from experiments.compare.summary import Column, Row, Stat
 
 # ------------------------------------------------------------------------------- output

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from experiments.curvature.spectrum import Spectrum
-from experiments.plotting import option_style, pyplot
+from experiments.core.plotting import option_style, pyplot
 
 FLOOR = 1e-7  # the density axis starts this far under its peak
 
@@ -90,7 +90,7 @@ def find_runs(tracking_uri: str, challenge: str = "spectrum_real",
 def spectrum_figure(runs, path, tracking_uri: str | None = None) -> Path:
     """The three-panel spectrum picture of ``runs`` ({label: [run id or list of
     ``Spectrum``]}, or None: ``find_runs`` in ``tracking_uri``), written to ``path``."""
-    from experiments import tracking
+    from experiments.core import tracking
 
     uri = tracking.resolve_tracking_uri(tracking_uri)
     if runs is None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from experiments.config import CURVATURE_OPERATORS as OPERATORS
+from experiments.core.config import CURVATURE_OPERATORS as OPERATORS
 
 
 def per_example_loss(name: str, y, logits):
@@ -149,7 +149,7 @@ class FlatLoss:
         return self.jacobian(self._logits, theta)
 
     def blocks(self, groups: dict[str, list[int]]) -> dict[str, np.ndarray]:
-        """Flat indices of each group of variables (``experiments.trainer.layer_groups``:
+        """Flat indices of each group of variables (``experiments.train.trainer.layer_groups``:
         one Keras layer's kernel and bias together)."""
         starts = np.cumsum([0] + self.sizes)
         return {name: np.concatenate([np.arange(starts[i], starts[i + 1]) for i in ix])

@@ -1,4 +1,4 @@
-"""What ``experiments.trainer.fit`` calls between compiled steps when
+"""What ``experiments.train.trainer.fit`` calls between compiled steps when
 ``trainer.curvature_every_n_steps`` or ``trainer.weights_every_n_steps`` is on.
 
 At each measurement: ``curvature/lambda_max``, ``curvature/lambda_min``,
@@ -22,7 +22,7 @@ from experiments.curvature.lanczos import block_lambda_max, lanczos, slq
 from experiments.curvature.operators import FlatLoss, flat_weights
 from experiments.curvature.spectrum import Spectrum
 from experiments.curvature.trace import hutchpp
-from experiments.optim import effective_learning_rates
+from experiments.core.optim import effective_learning_rates
 
 
 def extreme_eigenvalues(loss: FlatLoss, theta, iterations: int = 20, seed: int = 0,

@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from experiments.checks import is_int, is_real, reject_unknown
+from experiments.core.checks import is_int, is_real, reject_unknown
 from experiments.data.sources import DatasetSpec, get_spec
 
 

@@ -28,12 +28,12 @@ def default_cache_dir() -> Path:
 _ARRAYS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
 
 
-def _cache_file(cache_dir: Path, key: dict[str, Any]) -> Path:
+def cache_file(cache_dir: Path, key: dict[str, Any]) -> Path:
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
     return cache_dir / f"{key['name']}-{digest}.npz"
 
 
-def _read_cache(path: Path, key: dict[str, Any], spec: DatasetSpec) -> Splits:
+def read_cache(path: Path, key: dict[str, Any], spec: DatasetSpec) -> Splits:
     """Load and sanity-check a cache file; any problem raises (the caller rebuilds)."""
     with np.load(path, allow_pickle=False) as f:
         meta = json.loads(str(f["meta"]))
@@ -54,7 +54,7 @@ def _read_cache(path: Path, key: dict[str, Any], spec: DatasetSpec) -> Splits:
     )
 
 
-def _write_cache(path: Path, key: dict[str, Any], splits: Splits) -> bool:
+def write_cache(path: Path, key: dict[str, Any], splits: Splits) -> bool:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=".tmp")

@@ -11,10 +11,11 @@ from typing import Iterator
 
 import numpy as np
 
+from experiments.core.checks import Refusal
 from experiments.data.raw import RawData
 
 
-class DatasetUnavailable(RuntimeError):
+class DatasetUnavailable(Refusal, RuntimeError):
     """A dataset that needs a download is not in the local Keras cache (nothing is fetched)."""
 
 
@@ -80,7 +81,7 @@ def _hash_checked(name: str, path: Path) -> None:
         )
 
 
-def _resolve_keras_files(name: str, verify: bool = True) -> tuple[str, Path]:
+def resolve_keras_files(name: str, verify: bool = True) -> tuple[str, Path]:
     """Locate what ``keras.datasets.<name>.load_data()`` will read; raise if it is not there.
 
     Returns ``(route, path)``: ``("load_data", file)`` when Keras' own loader can run without
@@ -187,15 +188,15 @@ def _load_cifar_folder(folder: Path):
 
 def load_keras_dataset(name: str):
     """``keras.datasets.<name>.load_data()`` as ``RawData``, from the checked cache only."""
-    checked = _resolve_keras_files(name)  # fail fast, before importing TensorFlow
+    checked = resolve_keras_files(name)  # fail fast, before importing TensorFlow
     import keras
 
     with _keras_reads_from(keras_datasets_dir(), name):
         # Importing Keras may have created $KERAS_HOME, which changes get_file's fallback;
         # resolve again so the file we checked is the file Keras opens.
-        route, path = _resolve_keras_files(name, verify=False)
+        route, path = resolve_keras_files(name, verify=False)
         if (route, path) != checked:
-            route, path = _resolve_keras_files(name)
+            route, path = resolve_keras_files(name)
         if route == "cifar_folder":
             return _load_cifar_folder(path)
         (x_train, y_train), (x_test, y_test) = getattr(keras.datasets, name).load_data()

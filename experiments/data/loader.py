@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Optional
 
 from experiments.data.arguments import DatasetParams, validate_dataset_args
-from experiments.data.cache import (CACHE_FORMAT, _cache_file, _read_cache, _write_cache,
+from experiments.data.cache import (CACHE_FORMAT, cache_file, read_cache, write_cache,
                                     default_cache_dir)
-from experiments.data.splits import Splits, _assemble, _split_indices
+from experiments.data.splits import Splits, assemble_splits, split_indices
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +57,10 @@ def load_dataset(
         "format": CACHE_FORMAT,
         "version": spec.version,
     }
-    path = _cache_file(Path(cache_dir) if cache_dir is not None else default_cache_dir(), key)
+    path = cache_file(Path(cache_dir) if cache_dir is not None else default_cache_dir(), key)
     if path.exists():
         try:
-            splits = _read_cache(path, key, spec)
+            splits = read_cache(path, key, spec)
         except Exception as e:  # corrupt, truncated, foreign: rebuild it
             log.warning("dataset cache %s is unreadable (%s: %s); rebuilding", path,
                         type(e).__name__, e)
@@ -69,10 +69,10 @@ def load_dataset(
             log.info("dataset %s from cache %s in %.2fs", name, path, splits.load_seconds)
             return splits
     raw = spec.build()
-    idx = _split_indices(spec, raw, int(seed), float(val_fraction), float(test_fraction), limit)
-    splits = _assemble(spec, raw, idx, bool(standardize))
+    idx = split_indices(spec, raw, int(seed), float(val_fraction), float(test_fraction), limit)
+    splits = assemble_splits(spec, raw, idx, bool(standardize))
     del raw
-    if _write_cache(path, key, splits):
+    if write_cache(path, key, splits):
         splits.cache_path = str(path)
     splits.load_seconds = time.perf_counter() - t0
     log.info("dataset %s built in %.2fs (%s)", name, splits.load_seconds, splits.sizes())

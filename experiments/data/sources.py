@@ -6,7 +6,7 @@ from typing import Callable
 
 import numpy as np
 
-from experiments.data.keras_cache import (DatasetUnavailable, _resolve_keras_files,
+from experiments.data.keras_cache import (DatasetUnavailable, resolve_keras_files,
                                           load_keras_dataset)
 from experiments.data.raw import RawData
 
@@ -67,7 +67,7 @@ def _build_mnist1d() -> RawData:
 
 
 def _build_noisy_quadratic() -> RawData:
-    from experiments import noisy_quadratic
+    from experiments.data import noisy_quadratic
 
     return RawData(*noisy_quadratic.build_raw())
 
@@ -113,7 +113,7 @@ DATASETS: dict[str, DatasetSpec] = {
             _build_mnist1d,
         ),
         DatasetSpec(
-            "noisy_quadratic", "tabular", (100,), 2, "experiments.noisy_quadratic", True, True,
+            "noisy_quadratic", "tabular", (100,), 2, "experiments.data.noisy_quadratic", True, True,
             1.0, _TINY_FLOOR, "DeepOBS's noisy quadratic: 1000 + 1000 draws of N(0, 0.6^2 I) "
             "in 100-d (dummy labels); train with standardize=false",
             _build_noisy_quadratic,
@@ -162,6 +162,6 @@ def check_available(name: str) -> None:
     """Raise :class:`DatasetUnavailable` if ``name`` needs a download that has not happened."""
     spec = get_spec(name)
     if not spec.offline:
-        _resolve_keras_files(name)
+        resolve_keras_files(name)
 
 

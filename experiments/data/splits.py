@@ -85,7 +85,7 @@ def _round(x: float) -> int:
     return int(math.floor(x + 0.5))
 
 
-def _split_indices(
+def split_indices(
     spec: DatasetSpec,
     raw: RawData,
     seed: int,
@@ -171,7 +171,7 @@ def _feature_stats(x: np.ndarray, chunk: int = 8192) -> tuple[np.ndarray, np.nda
     return mean, np.sqrt(sq / n)
 
 
-def _assemble(
+def assemble_splits(
     spec: DatasetSpec, raw: RawData, idx: dict[str, np.ndarray], standardize: bool
 ) -> Splits:
     sources = {

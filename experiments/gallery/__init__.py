@@ -13,7 +13,7 @@ MLflow store, or make them when they are not there, and draw). A new figure is o
     python -m experiments.gallery --dry-run              # what would be read, what trained
 
 Runs are found by their tags: the preset (``challenge=<preset>``), and the digest of the
-config that determines their numbers (``config_hash``, ``experiments.resume.config_hash``),
+config that determines their numbers (``config_hash``, ``experiments.core.resume.config_hash``),
 so a run made by the figure's command by hand is found as well as one the gallery made.
 """
 
@@ -42,7 +42,7 @@ class Context:
     out: TextIO = field(default_factory=lambda: sys.stderr)
 
     def __post_init__(self):
-        from experiments import tracking
+        from experiments.core import tracking
 
         self.uri = tracking.resolve_tracking_uri(self.uri)
 

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from experiments.cli import EXIT_FAILED, EXIT_OK, refuse
+from experiments.core.cli import EXIT_FAILED, EXIT_OK, refuse, refusing
 from experiments.gallery import GALLERY, ROOT, Context, entries
 
 
@@ -51,13 +51,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{f.name}: {f.description}\n  files: {', '.join(f.outputs)}\n"
                   f"  runs: {f.command} ({f.cost})")
         return EXIT_OK
-    from experiments import tracking
+    from experiments.core import tracking
 
     ctx = Context(root=args.out, uri=args.tracking_uri)
-    try:
+    with refusing():
         tracking.probe_store(ctx.uri)
-    except tracking.TrackingUnavailable as err:
-        refuse(str(err), prefix="Error")
     failed = []
     for i, figure in enumerate(chosen, 1):
         head = f"[{i}/{len(chosen)}] {figure.name}"

@@ -25,7 +25,7 @@ class FigureFailed(RuntimeError):
 
 
 def _save(fig, ctx: Context, output: str) -> None:
-    from experiments.plotting import pyplot
+    from experiments.core.plotting import pyplot
 
     fig.savefig(ctx.path(output))
     pyplot().close(fig)
@@ -45,7 +45,7 @@ def _landscape_outputs() -> tuple[str, ...]:
 
 def make_landscapes(ctx: Context) -> None:
     """Each landscape run again (seconds), tracked; its contour plot of the paths kept."""
-    from experiments.landscapes import register_schemas, run, validate
+    from experiments.landscape import register_schemas, run, validate
 
     register_schemas()
     for name, output in zip(LANDSCAPES, _landscape_outputs()):
@@ -86,7 +86,7 @@ def _model_title(params: dict) -> str:
 def _curvature_figure(ctx: Context, output: str, runs: dict, draw, panels, title: str):
     """Two panels over the runs of one preset: ``draw(left, right, i, label, run)`` per
     run, then each panel's ``(xlabel, ylabel, title, yscale)``, a grid and a legend."""
-    from experiments.plotting import pyplot
+    from experiments.core.plotting import pyplot
 
     fig, axes = pyplot().subplots(1, 2, figsize=(11, 3.8), dpi=100)
     for i, (label, run) in enumerate(runs.items()):
@@ -134,7 +134,7 @@ def _trailing_mean(values: np.ndarray, window: int) -> np.ndarray:
 
 
 def make_saddle_real(ctx: Context) -> None:
-    from experiments.plotting import option_style
+    from experiments.core.plotting import option_style
 
     runs = SADDLE.runs(ctx)
     window = 20
@@ -194,7 +194,7 @@ SURFACE_FILES = {"lines.png": "docs/surface_lines.png", "contour.png": "docs/sur
 
 def _surface(ctx: Context):
     """(the config of ``python -m experiments.surface``, the tags its run is found by)."""
-    from experiments.surfaces import config_digest, register_schemas
+    from experiments.surface import config_digest, register_schemas
 
     register_schemas()
     cfg = compose("surface", [f"tracking.uri={ctx.uri}"])
@@ -213,7 +213,7 @@ def make_surfaces(ctx: Context) -> None:
     is made first when the store has none for this config."""
     from omegaconf import open_dict
 
-    from experiments.surfaces import draw, run, validate
+    from experiments.surface import draw, run, validate
 
     cfg, tags = _surface(ctx)
     stored = find_run(ctx.uri, cfg.tracking.experiment_name, tags)

@@ -2,8 +2,8 @@
 ones, read their metrics back.
 
 A training run is identified by the digest of the config that determines its numbers
-(``config_hash``: ``experiments.resume.config_hash``, everything but tracking, resume and
-the progress display), which ``experiments.pipeline`` tags every run with; the figures'
+(``config_hash``: ``experiments.core.resume.config_hash``, everything but tracking, resume and
+the progress display), which ``experiments.train.pipeline`` tags every run with; the figures'
 runs are also tagged with their preset (``challenge=<preset>``).
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from experiments.cli import CONF
+from experiments.core.cli import CONF
 
 
 def compose(config_name: str, overrides: list[str]) -> DictConfig:
@@ -29,8 +29,8 @@ def compose(config_name: str, overrides: list[str]) -> DictConfig:
 
 
 def digest(cfg: DictConfig) -> str:
-    """The ``config_hash`` tag ``experiments.pipeline`` gives a run of ``cfg``."""
-    from experiments.resume import config_hash
+    """The ``config_hash`` tag ``experiments.train.pipeline`` gives a run of ``cfg``."""
+    from experiments.core.resume import config_hash
 
     return config_hash(OmegaConf.to_container(cfg, resolve=True))
 
@@ -72,7 +72,7 @@ class Trainings:
         return f"python -m experiments.train -m +experiment={self.preset} {sweep}"
 
     def config(self, ctx, label: str) -> DictConfig:
-        from experiments.config import register_schemas, validate
+        from experiments.train.config import register_schemas, validate
 
         register_schemas()
 
@@ -104,7 +104,7 @@ class Trainings:
 
     def runs(self, ctx) -> dict[str, object]:
         """label -> run, every variant: read back when stored, else trained now."""
-        from experiments.pipeline import run as train
+        from experiments.train.pipeline import run as train
 
         stored = self.stored(ctx)
         for i, label in enumerate(self.variants, 1):
