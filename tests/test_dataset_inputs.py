@@ -14,9 +14,10 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from experiments.train.config import register_schemas as register_train_schemas
-register_train_schemas()
 from experiments.train.config import validate
 from experiments.data import inputs, load_dataset
+
+register_train_schemas()
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["trainer.epochs=1", "trainer.max_steps=2", "trainer.batch_size=32",

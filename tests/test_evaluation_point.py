@@ -14,9 +14,10 @@ from hydra import compose, initialize_config_dir
 
 import custom_optimizers as co
 from experiments.train.config import register_schemas as register_train_schemas
-register_train_schemas()
 from experiments.train.config import validate
 from experiments.train.trainer import Trainer, at_evaluation_point
+
+register_train_schemas()
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 TINY = ["dataset=digits", "model=mlp", "trainer.epochs=1", "trainer.max_steps=12",

@@ -11,10 +11,11 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from experiments.landscape.config import register_schemas as register_landscape_schemas
-register_landscape_schemas()
 from experiments import landscape as L
 from experiments.core import registry
 from experiments.core.checks import ConfigError
+
+register_landscape_schemas()
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"

@@ -13,11 +13,12 @@ from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from experiments.landscape.config import register_schemas as register_landscape_schemas
-register_landscape_schemas()
 from experiments.train.config import register_schemas as register_train_schemas
-register_train_schemas()
 from experiments import landscape as landscapes
 from experiments.train.config import validate
+
+register_landscape_schemas()
+register_train_schemas()
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"

@@ -15,9 +15,10 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from experiments.train.config import register_schemas as register_train_schemas
-register_train_schemas()
 from experiments.core import tracking
 from experiments.train.config import validate
+
+register_train_schemas()
 
 ROOT = Path(__file__).resolve().parents[1]
 QUIET = ["tracking.log_model=false", "tracking.log_plots=false"]

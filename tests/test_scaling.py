@@ -14,9 +14,10 @@ from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from experiments.train.config import register_schemas as register_train_schemas
-register_train_schemas()
 from experiments.core import registry
 from experiments.train.config import validate
+
+register_train_schemas()
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["trainer.epochs=2", "trainer.max_steps=6", "trainer.batch_size=16",

@@ -12,12 +12,13 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from experiments.train.config import register_schemas as register_train_schemas
-register_train_schemas()
 from custom_optimizers import reference
 from experiments.train import pipeline
 from experiments.train.config import validate
 from experiments.core.optim import build_optimizer
 from experiments.core.schedules import build_schedule
+
+register_train_schemas()
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -18,9 +18,10 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from experiments.train.config import register_schemas as register_train_schemas
-register_train_schemas()
 from experiments.core.checks import ConfigError
 from experiments.train.config import validate
+
+register_train_schemas()
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

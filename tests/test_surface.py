@@ -10,9 +10,10 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from experiments.surface.config import register_schemas as register_surface_schemas
-register_surface_schemas()
 from experiments import surface as surfaces
 from experiments.core.checks import ConfigError
+
+register_surface_schemas()
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

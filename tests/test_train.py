@@ -12,10 +12,11 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from experiments.train.config import register_schemas as register_train_schemas
-register_train_schemas()
 from experiments.core import console, registry
 from experiments.core.checks import ConfigError
 from experiments.train.config import validate
+
+register_train_schemas()
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from experiments.core import PROJECT_ROOT
 from experiments.core.checks import ConfigError
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 WORKLOAD_DIR = PROJECT_ROOT / "conf" / "workload"
 #: validation metric -> True when higher is better
 METRICS = {"val_accuracy": True, "val_loss": False, "val_model_loss": False,

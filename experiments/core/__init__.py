@@ -15,4 +15,13 @@ Runs and what a user sees:
 - ``tracking``: MLflow runs (store, batching, redaction); ``run_status``: how a run ends;
   ``resume``: checkpoints and config hashes; ``hydra_job``: the job's sweep and overrides;
 - ``progress``, ``console`` (quiet library start-up), ``plotting``, ``markdown``.
+
+``PROJECT_ROOT`` and ``CONF`` say where the repository and its ``conf/`` are.
 """
+
+from pathlib import Path
+
+#: The repository (a checkout, or the folder an editable install points at) and its configs:
+#: the one place that knows where this file sits in it.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+CONF = PROJECT_ROOT / "conf"

@@ -32,7 +32,8 @@ from dataclasses import is_dataclass
 from pathlib import Path
 from typing import Callable, NoReturn, Sequence
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
+from experiments.core import CONF
+
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the work ran and failed (diverged; a bug's traceback)

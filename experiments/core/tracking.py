@@ -22,10 +22,10 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from experiments.core import PROJECT_ROOT
 from experiments.core.checks import Refusal
 from experiments.core.metric_store import bulk_store_metrics
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_URI = "sqlite:///mlruns/mlflow.db"
 MAX_BATCH = 1000  # MLflow's limit of metrics per log_batch call
 MAX_PARAMS = 100  # ... and of params

@@ -25,7 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, TextIO
 
-ROOT = Path(__file__).resolve().parents[2]
+from experiments.core import PROJECT_ROOT
+
+ROOT = PROJECT_ROOT
 GALLERY = "python -m experiments.gallery"
 # An image link of the README or of a page in docs/: ![alt](path)
 IMAGE_LINK = re.compile(r"!\[[^\]]*\]\(([^)\s]+)\)")

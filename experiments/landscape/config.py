@@ -6,18 +6,15 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from experiments.core import registry
+from experiments.core import CONF, registry
 from experiments.core.checks import ConfigError, check_range
 from experiments.core.config import MAX_SEED, OPTIMIZERS, TrackingSchema, validate_optimizer
 from experiments.landscape.functions import LANDSCAPES
-
-CONF = Path(__file__).resolve().parents[2] / "conf"
 
 
 # --------------------------------------------------------------------------- schemas

@@ -103,9 +103,8 @@ def quick_help() -> str:
     Hydra's own --help composes every option of every group (seconds with this many typed
     configs); this lists the same groups and options in a fraction of that.
     """
-    from pathlib import Path
+    from experiments.core import CONF as conf
 
-    conf = Path(__file__).resolve().parents[2] / "conf"
     lines = ["Config groups (conf/<group>/<option>.yaml; experiment is added with"
              " +experiment=<option>):"]
     for group in ("optimizer", "dataset", "model", "trainer", "tracking", "experiment",
