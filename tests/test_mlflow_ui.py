@@ -204,7 +204,7 @@ def chromium(url: str, profile: Path, *args: str, budget_ms: int = 20000):
 
 @pytest.mark.slow
 def test_runs_page_shows_the_runs_in_chromium(live, tmp_path):
-    url = f"{live['base']}/#/experiments/{live['experiment_id']}/runs"
+    url = f"{live['base']}/#/experiments/{live['experiment_id']}/runs?workflowType=machine_learning"
     names = {f"{o}-digits-mlp-s0" for o in OPTIMIZERS}
     for budget in (20000, 60000):  # one retry with more (virtual) time on a slow machine
         page = chromium(url, tmp_path / f"profile-{budget}", "--dump-dom", budget_ms=budget)
@@ -224,7 +224,8 @@ def test_chart_view_screenshot(live, tmp_path):
     """The runs page in chart view, as a PNG (kept at $MLFLOW_UI_SCREENSHOT when set)."""
     from PIL import Image
 
-    url = f"{live['base']}/#/experiments/{live['experiment_id']}/runs?compareRunsMode=CHART"
+    url = (f"{live['base']}/#/experiments/{live['experiment_id']}/runs"
+           "?compareRunsMode=CHART&workflowType=machine_learning")
     shot = tmp_path / "chart.png"
     keep = os.environ.get("MLFLOW_UI_SCREENSHOT")
     # The charts fetch every metric's history before they draw: for the README's picture
