@@ -15,7 +15,11 @@ sys.path.insert(0, str(ROOT))
 
 from experiments.core import console  # noqa: E402
 
-console.install()  # no TensorFlow start-up notices in the build's output
+# No TensorFlow start-up notices in the build's output (autodoc imports TensorFlow), even
+# where TF_CPP_MIN_LOG_LEVEL is set (CI sets it; since TensorFlow 2.19 it no longer
+# silences them, and ``console.install`` leaves a process alone that sets it).
+os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
+console.install()
 
 project = "Optimizer laboratory"
 author = "the optimizer laboratory's authors"
