@@ -1,11 +1,11 @@
-"""Run every benchmark and rewrite the README's benchmark section with the results.
+"""Run every benchmark and rewrite the speed page's tables (docs/speed.md) with the results.
 
 Usage::
 
     python -m speed.report [--quick] [--dry-run]
 
 The section sits between ``<!-- speed:start -->`` and ``<!-- speed:end -->``
-in README.md; it gets the machine, the date and one table per benchmark
+in docs/speed.md; it gets the machine, the date and one table per benchmark
 (``speed.optimizer_step``, ``speed.training`` on the default job and on the
 MNIST-1D CNN, ``speed.startup``).
 """
@@ -19,12 +19,12 @@ from pathlib import Path
 
 from speed import optimizer_step, startup, training
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+PAGE = Path(__file__).resolve().parents[1] / "docs" / "speed.md"
 START, END = "<!-- speed:start -->", "<!-- speed:end -->"
 
 
 def section(quick: bool) -> str:
-    # the step table's own title line becomes emphasis: no top-level heading inside README
+    # the step table's own title line becomes emphasis: no second top-level heading in the page
     step = re.sub(r"^# (.*)$", r"*\1*", optimizer_step.main(["--quick"] if quick else []),
                   flags=re.M)
     train = training.main(["--epochs", "2", "--repeats", "3"] if quick else [])
@@ -62,14 +62,14 @@ def replace_section(text: str, new: str) -> str:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
-    parser.add_argument("--dry-run", action="store_true", help="print, do not write README")
+    parser.add_argument("--dry-run", action="store_true", help="print, do not write docs/speed.md")
     args = parser.parse_args(argv)
     new = section(args.quick)
     if args.dry_run:
         print(new)
     else:
-        README.write_text(replace_section(README.read_text(), new))
-        print(f"README.md updated ({len(new.splitlines())} lines).")
+        PAGE.write_text(replace_section(PAGE.read_text(), new))
+        print(f"docs/speed.md updated ({len(new.splitlines())} lines).")
 
 
 if __name__ == "__main__":

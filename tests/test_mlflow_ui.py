@@ -1,14 +1,16 @@
-"""The MLflow UI end to end: a real ``mlflow server`` on 127.0.0.1 over a store with real
-training runs, its REST API, and its runs page rendered by headless Chromium.
+"""The MLflow UI end to end: a fresh ``mlflow ui`` on 127.0.0.1 over a fresh store with real
+training runs, its REST API, and the addresses the lab prints (the runs table, each run's
+page, in the "Model training" view) rendered by headless Chromium with a fresh profile.
 
 Chromium is Debian's ``chromium`` (``.ci/run`` installs it). Outside CI the browser part is
 skipped when no browser is installed; in CI (``CI=true``) it fails instead.
 ``MLFLOW_UI_SCREENSHOT=docs/mlflow-ui-chart-view.png`` also keeps the chart-view screenshot
-(how the README's picture was taken).
+(how the site's picture was taken).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -75,14 +77,14 @@ def store(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(store, tmp_path_factory):
-    """``mlflow server`` on a free port of 127.0.0.1; started before the runs are trained
+    """``mlflow ui`` on a free port of 127.0.0.1; started before the runs are trained
     (it boots while TensorFlow works) and stopped, with its workers, in the finalizer."""
     folder = tmp_path_factory.mktemp("ui-server")
     port = free_port()
     log = open(folder / "server.log", "w")
     env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", NO_PROXY="*")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", store,
+        [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", store,
          "--default-artifact-root", (folder / "artifacts").as_uri(),
          "--host", HOST, "--port", str(port), "--workers", "1"],
         stdout=log, stderr=subprocess.STDOUT, env=env, cwd=folder, start_new_session=True)
@@ -106,7 +108,8 @@ def server(store, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def real_runs(store):
-    """A few real trainings (experiments.train.pipeline.run on tiny configs) into the store."""
+    """A few real trainings (experiments.train.pipeline.run on tiny configs) into the store;
+    each result with what the command printed (``printed``)."""
     from experiments.train.config import register_schemas as register_train_schemas
     register_train_schemas()
     from experiments.train.config import validate
@@ -118,7 +121,8 @@ def real_runs(store):
             cfg = compose("train", overrides=[*TRAIN, f"optimizer={optimizer}",
                                               f"tracking.uri={store}"])
         validate(cfg)
-        runs[optimizer] = run(cfg, out=open(os.devnull, "w"))
+        printed = io.StringIO()
+        runs[optimizer] = {**run(cfg, out=printed), "printed": printed.getvalue()}
     return runs
 
 
@@ -126,7 +130,7 @@ def wait_until_up(server) -> None:
     deadline = time.monotonic() + SERVER_START_S
     while time.monotonic() < deadline:
         if server["proc"].poll() is not None:
-            pytest.fail(f"mlflow server exited with {server['proc'].returncode}:\n"
+            pytest.fail(f"mlflow ui exited with {server['proc'].returncode}:\n"
                         + server["log_tail"]())
         try:
             if http(server["base"], "/health", timeout=2) == "OK":
@@ -134,7 +138,7 @@ def wait_until_up(server) -> None:
         except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
             pass
         time.sleep(0.5)
-    pytest.fail(f"mlflow server not up after {SERVER_START_S} s:\n" + server["log_tail"]())
+    pytest.fail(f"mlflow ui not up after {SERVER_START_S} s:\n" + server["log_tail"]())
 
 
 @pytest.fixture(scope="module")
@@ -200,7 +204,7 @@ def chromium(url: str, profile: Path, *args: str, budget_ms: int = 20000):
 
 @pytest.mark.slow
 def test_runs_page_shows_the_runs_in_chromium(live, tmp_path):
-    url = f"{live['base']}/#/experiments/{live['experiment_id']}/runs"
+    url = f"{live['base']}/#/experiments/{live['experiment_id']}/runs?workflowType=machine_learning"
     names = {f"{o}-digits-mlp-s0" for o in OPTIMIZERS}
     for budget in (20000, 60000):  # one retry with more (virtual) time on a slow machine
         page = chromium(url, tmp_path / f"profile-{budget}", "--dump-dom", budget_ms=budget)
@@ -220,7 +224,8 @@ def test_chart_view_screenshot(live, tmp_path):
     """The runs page in chart view, as a PNG (kept at $MLFLOW_UI_SCREENSHOT when set)."""
     from PIL import Image
 
-    url = f"{live['base']}/#/experiments/{live['experiment_id']}/runs?compareRunsMode=CHART"
+    url = (f"{live['base']}/#/experiments/{live['experiment_id']}/runs"
+           "?compareRunsMode=CHART&workflowType=machine_learning")
     shot = tmp_path / "chart.png"
     keep = os.environ.get("MLFLOW_UI_SCREENSHOT")
     # The charts fetch every metric's history before they draw: for the README's picture
@@ -235,3 +240,81 @@ def test_chart_view_screenshot(live, tmp_path):
         assert len(im.convert("RGB").getcolors(maxcolors=1 << 16) or range(1 << 16)) > 50
         if keep:  # a palette PNG: a fraction of the size, for the README
             im.convert("RGB").quantize(colors=128).save(keep, optimize=True)
+
+
+# ------------------------------------------------- the addresses the lab prints, opened
+VIEW = "?workflowType=machine_learning"
+GENAI_OVERVIEW = ("Token Usage", "Observability")  # what the GenAI view shows instead
+
+
+def printed_address(printed: str) -> str:
+    """The UI address in a command's closing line (``See it with: mlflow ui ..., then
+    open <address>``)."""
+    found = re.findall(r"then open (http://\S+)", printed)
+    assert len(found) == 1, printed
+    return found[0]
+
+
+def page_text(url: str, profile: Path, wanted: list[str]) -> tuple[str, str]:
+    """The page's title and visible text in headless Chromium (a fresh ``profile``), with
+    one retry on more virtual time until every string of ``wanted`` is there."""
+    for budget in (20000, 60000):
+        page = chromium(url, profile / str(budget), "--dump-dom", budget_ms=budget)
+        assert page.returncode == 0, page.stderr[-2000:]
+        title = re.search(r"<title>(.*?)</title>", page.stdout, flags=re.S)
+        text = " ".join(re.sub(r"<script.*?</script>|<style.*?</style>|<[^>]+>", " ",
+                               page.stdout, flags=re.S).split())
+        if all(w in text for w in wanted):
+            break
+    return (title.group(1).strip() if title else ""), text
+
+
+def test_addresses_open_the_model_training_view():
+    from experiments.core import tracking
+
+    local = "sqlite:////data/mlruns/mlflow.db"
+    assert tracking.ui_url(local, "3", "abc") == (
+        "http://127.0.0.1:5000/#/experiments/3/runs/abc?workflowType=machine_learning")
+    assert tracking.ui_url(local, "3") == (
+        "http://127.0.0.1:5000/#/experiments/3?workflowType=machine_learning")
+    # a tracking server: its own host, never the credentials of the URI
+    assert tracking.ui_url("https://me:s3cret@mlflow.example.org:8443/", "7", "r1") == (
+        "https://mlflow.example.org:8443/#/experiments/7/runs/r1?workflowType=machine_learning")
+    line = tracking.see_it("http://user:pw@10.0.0.5:5000", "2", "r9")
+    assert line == "See it at http://10.0.0.5:5000/#/experiments/2/runs/r9?workflowType=machine_learning"
+    line = tracking.see_it(local, "3", "abc")
+    assert line == ("See it with: mlflow ui --backend-store-uri sqlite:////data/mlruns/mlflow.db, "
+                    "then open http://127.0.0.1:5000/#/experiments/3/runs/abc?workflowType=machine_learning")
+    assert tracking.see_it(local, "3", "abc", experiment_only=True).endswith(
+        "open http://127.0.0.1:5000/#/experiments/3?workflowType=machine_learning")
+
+
+@pytest.mark.slow
+def test_printed_addresses_open_the_runs_table_and_each_runs_page_in_chromium(live, tmp_path):
+    """What ``python -m experiments.train`` prints opens, in a browser that has never seen
+    MLflow, the run's own page, and one level up the runs table with every run: the
+    "Model training" view, not the GenAI overview."""
+    exp_id = live["experiment_id"]
+    names = {f"{o}-digits-mlp-s0": r for o, r in zip(OPTIMIZERS, live["runs"].values())}
+    experiment = http(live["base"], f"/api/2.0/mlflow/experiments/get?experiment_id={exp_id}")
+    tags = {t["key"]: t["value"] for t in experiment["experiment"].get("tags", [])}
+    assert tags.get("mlflow.experimentKind") == "custom_model_development"
+    for name, result in names.items():
+        address = printed_address(result["printed"])
+        assert address == (f"http://127.0.0.1:5000/#/experiments/{exp_id}/runs/"
+                           f"{result['run_id']}{VIEW}")
+        url = address.replace("http://127.0.0.1:5000", live["base"])
+        title, text = page_text(url, tmp_path / f"profile-{name}", [name, "Model metrics"])
+        assert title.startswith(f"Run {result['run_id']}"), (title, text[:1500])
+        assert name in text and "Model metrics" in text, text[:1500]
+        assert not any(g in text for g in GENAI_OVERVIEW), text[:1500]
+    from experiments.core import tracking
+
+    url = tracking.ui_url(live["base"], exp_id)  # what compare prints, on this server
+    assert url == f"{live['base']}/#/experiments/{exp_id}{VIEW}"
+    title, text = page_text(url, tmp_path / "profile-experiment",
+                            [*names, f"{len(names)} matching runs"])
+    assert title.startswith("Runs - Experiment"), (title, text[:1500])
+    missing = [n for n in names if n not in text]
+    assert not missing and f"{len(names)} matching runs" in text, (missing, text[:1500])
+    assert not any(g in text for g in GENAI_OVERVIEW), text[:1500]

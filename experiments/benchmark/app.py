@@ -156,6 +156,10 @@ def run_benchmark(s: Settings, out=sys.stdout, err=sys.stderr) -> str | None:
     print(board, file=out)
     print(f"Results in {s.output_dir}" + (f" and MLflow experiment '{s.experiment}'"
                                           if store.enabled else ""), file=out)
+    if store.enabled and store.parent_id:
+        from experiments.core import tracking
+
+        print(tracking.see_it(store.uri, run_id=store.parent_id), file=out)
     return board
 
 

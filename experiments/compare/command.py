@@ -205,6 +205,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if result.run_id:
         uri = tracking.resolve_tracking_uri(args.uri)
         print(f"Logged comparison run {result.run_id} to experiment '{sel.experiment}'. "
-              f"See it with: {tracking.ui_command(uri)}")
+              f"{tracking.see_it(uri, run_id=result.run_id, experiment_only=True)}")
     return 0
 

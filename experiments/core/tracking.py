@@ -31,6 +31,12 @@ MAX_BATCH = 1000  # MLflow's limit of metrics per log_batch call
 MAX_PARAMS = 100  # ... and of params
 FLUSH_AT = 20_000  # buffered metric rows handed to the store at the latest ...
 FLUSH_EVERY_S = 5.0  # ... or buffered rows at least this often (the UI follows the run)
+# The MLflow UI opens an experiment in its GenAI view unless told otherwise: the kind tag
+# (which its front end knows of, though MLflow 3.18 did not yet act on it) and, in every
+# address we print, the view after the ``#`` route (``ui_url``).
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
+UI_VIEW = "workflowType=machine_learning"
+UI_HOST = "http://127.0.0.1:5000"  # where `mlflow ui` listens by default
 
 _CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
 _SECRET_KEY = re.compile(r"(password|passwd|secret|token|api[_-]?key|credential)", re.I)
@@ -93,13 +99,17 @@ def retrying(call, *args, **kwargs):
 
 
 def get_or_create_experiment(client, uri: str, name: str) -> str:
-    """The id of experiment ``name``, created (artifacts beside a local store) if new."""
+    """The id of experiment ``name``, created (artifacts beside a local store) if new, and
+    tagged ``EXPERIMENT_TAGS``."""
     with _StoreLock(uri):
         experiment = _retrying(client.get_experiment_by_name, name)
         if experiment is not None:
+            for key, value in EXPERIMENT_TAGS.items():  # one made before the tags existed
+                if experiment.tags.get(key) != value:
+                    _retrying(client.set_experiment_tag, experiment.experiment_id, key, value)
             return experiment.experiment_id
         return _retrying(client.create_experiment, name,
-                         artifact_location=artifact_location(uri))
+                         artifact_location=artifact_location(uri), tags=EXPERIMENT_TAGS)
 
 
 def resolve_tracking_uri(uri: str | None = None) -> str:
@@ -215,6 +225,39 @@ def ui_command(uri: str) -> str:
         except ValueError:
             return f"mlflow ui --backend-store-uri {uri}"
     return f"open {uri} in a browser"
+
+
+def ui_url(uri: str, experiment_id: str, run_id: str | None = None) -> str:
+    """The MLflow UI's address of a run (or, without ``run_id``, of its experiment's runs
+    table), in the "Model training" view: on the tracking server itself when ``uri`` is
+    one (http/https, credentials removed), else where ``mlflow ui`` listens by default.
+    The view parameter follows the ``#`` route: before it, the UI ignores it."""
+    host = UI_HOST
+    if uri.startswith(("http://", "https://")):
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(uri)
+        host = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path.rstrip('/')}"
+    route = f"#/experiments/{experiment_id}" + (f"/runs/{run_id}" if run_id else "")
+    return f"{host}/{route}?{UI_VIEW}"
+
+
+def see_it(uri: str, experiment_id: str | None = None, run_id: str | None = None,
+           experiment_only: bool = False) -> str:
+    """The line printed after a run: how to open the UI, and the address of the run (its
+    experiment looked up when not given) or, without ``run_id`` or with
+    ``experiment_only``, of its experiment's runs table."""
+    if experiment_id is None:
+        from mlflow.tracking import MlflowClient
+
+        experiment_id = _retrying(MlflowClient(tracking_uri=uri).get_run,
+                                  run_id).info.experiment_id
+    url = ui_url(uri, experiment_id, None if experiment_only else run_id)
+    if uri.startswith(("http://", "https://")):
+        return f"See it at {url}"
+    command = ui_command(uri) if local_store_path(uri) else \
+        f"mlflow ui --backend-store-uri {redact(uri)}"
+    return f"See it with: {command}, then open {url}"
 
 
 class RunLogger:

@@ -109,7 +109,8 @@ def linked_images(root: Path = ROOT) -> dict[str, list[str]]:
     """Every image the README and the pages in ``docs/`` link, as repository paths, with
     the pages that link it."""
     found: dict[str, list[str]] = {}
-    pages = [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+    pages = [root / "README.md", *sorted(p for p in (root / "docs").rglob("*.md")
+                                         if "_build" not in p.parts)]
     for page in pages:
         for target in IMAGE_LINK.findall(page.read_text()):
             if "://" in target:

@@ -178,7 +178,8 @@ def make_spectrum_real(ctx: Context) -> None:
     runs = SPECTRUM.runs(ctx)
     by_rule = {rule: [runs[f"{rule}, seed {seed}"].info.run_id for seed in SPECTRUM_SEEDS]
                for rule in SPECTRUM_RULES}
-    spectrum_figure(by_rule, ctx.path("docs/spectrum_real.png"), tracking_uri=ctx.uri)
+    spectrum_figure(by_rule, ctx.path("docs/spectrum_real.png"), tracking_uri=ctx.uri,
+                    classes=10)  # the digits
 
 
 register(Figure("spectrum_real", ("docs/spectrum_real.png",), SPECTRUM.command,

@@ -174,6 +174,6 @@ def run(cfg: DictConfig, *, optimizers: dict[str, dict] | None = None,
     if parent:
         print(f"Run {parent.run_id} (landscape {ls.name}, one nested run per method) logged "
               f"to {tracking.redact(uri)} (experiment '{tr.experiment_name}').\n"
-              f"See it with: {tracking.ui_command(uri)}", file=out)
+              f"{tracking.see_it(uri, run_id=parent.run_id)}", file=out)
         result.update(run_id=parent.run_id, tracking_uri=uri)
     return result

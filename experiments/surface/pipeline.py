@@ -130,7 +130,7 @@ def run(cfg: DictConfig, *, train: dict[str, DictConfig] | None = None,
               "seconds": seconds, "runs": run_ids, "shared_init": shared}
     if parent:
         print(f"Run {parent.run_id} logged to {tracking.redact(uri)} (experiment "
-              f"'{tr.experiment_name}').\nSee it with: {tracking.ui_command(uri)}", file=out)
+              f"'{tr.experiment_name}').\n{tracking.see_it(uri, run_id=parent.run_id)}", file=out)
         result.update(run_id=parent.run_id, tracking_uri=uri)
     return result
 

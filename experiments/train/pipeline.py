@@ -182,7 +182,7 @@ def run(cfg: DictConfig, *, overrides: list[str] | None = None,
         print(f"Run {logger.run_id} finished: test accuracy "
               f"{final['test_accuracy']:.4f}, logged to {tracking.redact(uri)} "
               f"(experiment '{tr.experiment_name}').\n"
-              f"See it with: {tracking.ui_command(uri)}", file=out)
+              f"{tracking.see_it(uri, run_id=logger.run_id)}", file=out)
     return final
 
 
