@@ -137,3 +137,13 @@ def test_the_command_refuses_before_tensorflow_with_nothing_left_behind(tmp_path
     assert not store.exists() and not (tmp_path / "out").exists()
     assert not (tmp_path / "hydra").exists()
 
+
+def test_hydra_folders_of_two_commands_in_the_same_second_differ():
+    """Item 9: the run and sweep folders carry microseconds."""
+    dirs = set()
+    for _ in range(3):
+        h = cfg("tracking.enabled=false", hydra=True).hydra
+        dirs.add((h.run.dir, h.sweep.dir))
+    assert len(dirs) == 3
+    run, sweep = dirs.pop()
+    assert run.startswith("outputs/benchmark/hydra/") and sweep.startswith("multirun/benchmark/")
