@@ -9,10 +9,11 @@ import sys
 import time
 from typing import Sequence
 
-from experiments.benchmark.pool import execute
+from experiments.benchmark.pool import WorkerLost, execute, sigterm_raises
 from experiments.benchmark.settings import RULESETS, Settings, settings
 from experiments.benchmark.trials import TrialSpec, plan_trials
-from experiments.benchmark.workloads import Workload, exact_pairs, select_optimizers, write_target
+from experiments.benchmark.workloads import (BenchmarkError, Workload, exact_pairs,
+                                             select_optimizers, write_target)
 
 
 def _apply_shard(specs: list, shard) -> list:
@@ -60,7 +61,8 @@ def run_trials(specs: Sequence[TrialSpec], store, workers: int = 1, out=sys.stde
             bar.update(last=f"{spec.label()}: {outcome} ({row['seconds']:.2f}s)")
 
         if pending:
-            execute(specs, pending, workers, emit)
+            execute(specs, pending, workers, emit,
+                    log=lambda line: print(line, file=out, flush=True))
     return rows
 
 
@@ -113,13 +115,25 @@ def _params(s: Settings) -> dict:
 
 
 def run_benchmark(s: Settings, out=sys.stdout, err=sys.stderr) -> str | None:
-    """Run (or resume) the trials, then score and report them; returns the leaderboard."""
+    """Run (or resume) the trials, then score and report them; returns the leaderboard.
+    The output folder exists before the parent run; an error or a signal ends the parent
+    run FAILED or KILLED (``TrialStore.ending_parent``)."""
+    store = _store(s)
+    try:
+        s.output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise BenchmarkError(f"output_dir={s.output_dir} cannot be created: "
+                             f"{err.strerror}") from None
+    store.open_parent(_params(s))
+    with store.ending_parent():
+        return _run_benchmark(s, store, out, err)
+
+
+def _run_benchmark(s: Settings, store, out, err) -> str | None:
     from datetime import datetime, timezone
 
     from experiments.benchmark import report
 
-    store = _store(s)
-    store.open_parent(_params(s))
     specs = benchmark_specs(s)
     started = time.time()
     cpu = os.times()
@@ -168,14 +182,20 @@ def calibrate(s: Settings, command: str, out=sys.stdout, err=sys.stderr) -> dict
     stream; the target is the best of the references' medians of those seeds' best
     values. Written into the workload's YAML with its provenance.
     """
+    c = s.preset["calibrate"]
+    refs = select_optimizers(c["references"])
+    store = _store(s)
+    store.open_parent({**_params(s), "references": ",".join(o.name for o in refs)})
+    with store.ending_parent():
+        return _calibrate(s, command, store, refs, out, err)
+
+
+def _calibrate(s: Settings, command: str, store, refs, out, err) -> dict[str, float]:
     from datetime import datetime, timezone
 
     import numpy as np
 
     c = s.preset["calibrate"]
-    refs = select_optimizers(c["references"])
-    store = _store(s)
-    store.open_parent({**_params(s), "references": ",".join(o.name for o in refs)})
     targets = {}
     for w in s.workloads:
         free = Workload(**{**w.__dict__, "target": None})  # no target while calibrating
@@ -223,20 +243,36 @@ def calibrate(s: Settings, command: str, out=sys.stdout, err=sys.stderr) -> dict
 
 
 def main_entry(cfg) -> None:
-    from experiments.core import tracking
-    from experiments.core.cli import refusing
+    """The command: refusals in one line (exit 2); a group whose worker died twice in one
+    line (exit 1); SIGINT/SIGTERM stop the workers and end in one line (exit 130/143). In
+    each case every finished trial is stored and the same command resumes."""
+    from experiments.core import cli, tracking
 
-    with refusing():
+    with cli.refusing():
         s = settings(cfg)
         if s.uri is not None:
             tracking.probe_store(s.uri)
-    if s.mode == "calibrate":
-        from experiments.core.hydra_job import task_overrides
+    try:  # a refusal from inside the work (the output folder, a target) is one line too
+        with cli.refusing():
+            _main(s)
+    except WorkerLost as err:
+        cli.refuse(str(err), prefix="Error", code=cli.EXIT_FAILED)
+    except KeyboardInterrupt as err:
+        name = getattr(err, "signal_name", "SIGINT")
+        cli.refuse(f"every finished trial of benchmark {s.benchmark_id!r} is stored; the same "
+                   "command resumes it", prefix=f"Stopped by {name}",
+                   code=cli.EXIT_SIGTERM if name == "SIGTERM" else cli.EXIT_SIGINT)
 
-        # where things are stored is no part of how a target was set
-        local = ("tracking.", "benchmark_id=", "output_dir=", "workload_dir=", "workers=")
-        kept = [o for o in task_overrides() if not o.startswith(local)]
-        command = "python -m experiments.benchmark " + " ".join(kept)
-        calibrate(s, command.strip())
-    else:
-        run_benchmark(s)
+
+def _main(s: Settings) -> None:
+    with sigterm_raises():
+        if s.mode == "calibrate":
+            from experiments.core.hydra_job import task_overrides
+
+            # where things are stored is no part of how a target was set
+            local = ("tracking.", "benchmark_id=", "output_dir=", "workload_dir=", "workers=")
+            kept = [o for o in task_overrides() if not o.startswith(local)]
+            command = "python -m experiments.benchmark " + " ".join(kept)
+            calibrate(s, command.strip())
+        else:
+            run_benchmark(s)

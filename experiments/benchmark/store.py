@@ -11,6 +11,7 @@ written, in three calls, only once the trial is done.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -90,6 +91,23 @@ class TrialStore:
         self.parent_id = run.info.run_id
         tracking.retrying(client.log_batch, self.parent_id,
                           params=[Param(k, str(v)[:500]) for k, v in params.items()])
+
+    @contextlib.contextmanager
+    def ending_parent(self):
+        """Around the benchmark's work: an error ends the parent run FAILED, SIGINT or
+        SIGTERM (a ``KeyboardInterrupt``) KILLED, and the error propagates; the work ends
+        it FINISHED itself (``close_parent``), or leaves it open for the other shards."""
+        try:
+            yield
+        except BaseException as err:
+            if self.enabled and self.parent_id:
+                from experiments.core import run_status, tracking
+
+                status = (run_status.KILLED if isinstance(err, KeyboardInterrupt)
+                          else run_status.FAILED)
+                with contextlib.suppress(Exception):
+                    tracking.retrying(self._client().set_terminated, self.parent_id, status)
+            raise
 
     def finished(self) -> dict[str, dict]:
         """trial key -> row, for every FINISHED trial run of this benchmark id."""
