@@ -9,6 +9,7 @@ import sys
 import time
 from typing import Sequence
 
+from experiments.benchmark.files import write_csv
 from experiments.benchmark.pool import WorkerLost, execute, sigterm_raises
 from experiments.benchmark.settings import RULESETS, Settings, settings
 from experiments.benchmark.trials import TrialSpec, plan_trials
@@ -99,8 +100,12 @@ def machine_line() -> str:
 
 
 def _store(s: Settings):
+    """MLflow's runs, or with tracking off the journal in the output folder."""
+    from experiments.benchmark.files import Journal
     from experiments.benchmark.store import TrialStore
 
+    if s.uri is None:
+        return Journal(s.output_dir, s.benchmark_id)
     return TrialStore(s.uri, s.benchmark_id, s.experiment)
 
 
@@ -160,7 +165,7 @@ def _run_benchmark(s: Settings, store, out, err) -> str | None:
     board, summary = report.write_report(
         results, s.workloads, s.output_dir, exact_pairs=exact_pairs(s.optimizers),
         n_boot=s.bootstrap, seed=s.seed, r_max=s.r_max, level=s.level, header=header)
-    curves_frame(rows).to_csv(s.output_dir / "curves.csv", index=False)
+    write_csv(curves_frame(rows), s.output_dir / "curves.csv", index=False)
     if store.enabled:
         files = [s.output_dir / n for n in ("results.csv", "scores.csv", "claims.csv",
                                             "leaderboard.md", "curves.csv",
