@@ -111,6 +111,8 @@ SCRIPT = textwrap.dedent("""
         pool.execute(trials, range(len(trials)), 2, lambda i, row: None, runner=stand_in)
     except pool.Terminated:
         sys.exit(143)
+    except KeyboardInterrupt:
+        sys.exit(130)
 """)
 
 
@@ -125,7 +127,8 @@ def alive(pid: int) -> bool:
 def start_pool(tmp_path) -> tuple[subprocess.Popen, list[int]]:
     proc = subprocess.Popen([sys.executable, "-c",
                              SCRIPT.format(tests=str(ROOT / "tests"), folder=str(tmp_path))],
-                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            start_new_session=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         ran = tmp_path / "ran"
@@ -139,13 +142,19 @@ def start_pool(tmp_path) -> tuple[subprocess.Popen, list[int]]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL, signal.SIGINT])
 def test_a_stopped_command_leaves_no_worker_training(tmp_path, sig):
+    """SIGTERM and SIGKILL of the command alone; SIGINT to its whole process group (Ctrl-C
+    in a terminal: the workers get it too, and leave the stopping to their parent)."""
     proc, workers = start_pool(tmp_path)
     assert all(alive(p) for p in workers)
-    proc.send_signal(sig)
+    if sig == signal.SIGINT:
+        os.killpg(proc.pid, sig)
+    else:
+        proc.send_signal(sig)
     code = proc.wait(30)
-    assert code == (143 if sig == signal.SIGTERM else -signal.SIGKILL)
+    assert code == {signal.SIGTERM: 143, signal.SIGKILL: -signal.SIGKILL,
+                    signal.SIGINT: 130}[sig]
     deadline = time.monotonic() + 10  # SIGKILL: each worker sees its parent gone within 1 s
     while any(alive(p) for p in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
