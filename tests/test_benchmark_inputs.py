@@ -111,6 +111,19 @@ def test_calibrate_writes_only_inside_the_workload_folder(tmp_path):
             benchmark.load_workload(name, folder)
 
 
+def test_calibrate_writes_a_finite_target_whole_or_nothing(tmp_path):
+    folder = workload_copy(tmp_path / "w")
+    w = benchmark.load_workload("breast_cancer_logreg", folder)
+    before = w.path.read_text()
+    with pytest.raises(benchmark.BenchmarkError, match="found no finite val_loss"):
+        benchmark.write_target(w, float("nan"), "all diverged")
+    assert w.path.read_text() == before
+    benchmark.write_target(w, 0.125, "a test")
+    again = benchmark.load_workload("breast_cancer_logreg", folder)
+    assert again.target == 0.125 and again.target_provenance == "a test"
+    assert [p.name for p in folder.iterdir()] == ["breast_cancer_logreg.yaml"]
+
+
 @pytest.mark.slow
 def test_the_command_refuses_before_tensorflow_with_nothing_left_behind(tmp_path):
     """Through the real command: one line, exit 2, no TensorFlow, no MLflow, no run, no

@@ -117,7 +117,12 @@ def load_workload(name: str, folder: Path = WORKLOAD_DIR) -> Workload:
 
 
 def write_target(workload: Workload, target: float, provenance: str) -> None:
-    """Replace the ``target:`` and ``target_provenance:`` lines of the workload's YAML."""
+    """Replace the ``target:`` and ``target_provenance:`` lines of the workload's YAML
+    (a file of its folder: ``load_workload`` takes plain names only). A target that is not
+    finite (every reference diverged) is refused: the file would no longer load."""
+    if not math.isfinite(target):
+        raise BenchmarkError(f"{workload.name}: the calibration found no finite "
+                             f"{workload.metric} (target={target}); the target is not written")
     text = workload.path.read_text()
     text, n1 = re.subn(r"(?m)^target:.*$", f"target: {target:.6g}", text)
     text, n2 = re.subn(r"(?m)^target_provenance:.*$",
@@ -125,7 +130,9 @@ def write_target(workload: Workload, target: float, provenance: str) -> None:
     if not (n1 and n2):
         raise BenchmarkError(f"{workload.path.name} has no 'target:' and "
                              "'target_provenance:' lines to write the target into")
-    workload.path.write_text(text)
+    from experiments.benchmark.files import write_text
+
+    write_text(workload.path, text)  # replaced whole: a kill never leaves half a config
 
 
 # ---------------------------------------------------------------------------- optimizers
