@@ -153,12 +153,14 @@ def test_a_trial_run_left_running_is_not_done_and_is_cleaned_when_stale(uri, mon
 
 
 OPEN = textwrap.dedent("""
-    import sys, time
+    import os, sys, time
     from experiments.benchmark.store import TrialStore
 
     store = TrialStore(sys.argv[1], "race")
     store.finished()  # MLflow imported, the experiment read
-    time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
+    open(os.path.join(sys.argv[2], f"ready-{os.getpid()}"), "w").close()
+    while not os.path.exists(os.path.join(sys.argv[2], "go")):
+        time.sleep(0.001)
     store.open_parent({"preset": "race"})
     print(store.parent_id)
 """)
@@ -172,14 +174,17 @@ def test_parallel_shards_open_one_parent_run(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     client = MlflowClient(tracking_uri=uri)
     tracking.get_or_create_experiment(client, uri, "benchmark")
-    start = time.time() + 25  # every process waits for the same moment
-    procs = [subprocess.Popen([sys.executable, "-c", OPEN, uri, str(start)], cwd=ROOT,
+    procs = [subprocess.Popen([sys.executable, "-c", OPEN, uri, str(tmp_path)], cwd=ROOT,
                               stdout=subprocess.PIPE, text=True,
                               env={**os.environ, "PYTHONPATH": str(ROOT)})
              for _ in range(4)]
+    deadline = time.monotonic() + 120
+    while len(list(tmp_path.glob("ready-*"))) < 4:  # all at the start line, then go
+        assert time.monotonic() < deadline and all(p.poll() is None for p in procs)
+        time.sleep(0.05)
+    (tmp_path / "go").touch()
     ids = [p.communicate(timeout=120)[0].strip() for p in procs]
     assert all(p.returncode == 0 for p in procs)
-    assert time.time() > start
     exp = client.get_experiment_by_name("benchmark")
     parents = client.search_runs([exp.experiment_id], "tags.run_type = 'benchmark'")
     assert len(parents) == 1 and set(ids) == {parents[0].info.run_id}
