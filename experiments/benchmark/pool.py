@@ -139,10 +139,12 @@ class _Pool:
         if self.queue:
             g, left = self.queue.popleft()
             state[1:] = [g, list(left)]
-            conn.send(left)
         else:
             state[1:] = [None, []]
-            conn.send(None)
+        try:
+            conn.send(state[2] or None)
+        except OSError:  # it has just died: its exit is seen next, and the group retried
+            pass
 
     def receive(self, p) -> bool:
         """Every message ``p`` has sent; False when its pipe is closed."""
