@@ -5,8 +5,9 @@ Protocol: ``docs/benchmark-protocol.md``. Modules:
 - ``workloads``: ``conf/workload/*.yaml`` and the optimizers (registry rules, Keras twins);
 - ``search``: the paired quasi-random draws and the trial seeds, one stream per use;
 - ``trials``: what a trial is and the trainer's path; ``engine``: the fast path;
-  ``pool``: the worker processes;
+  ``pool``: the worker processes (watched: a dead one is reported and its group retried);
 - ``store``: MLflow (a parent run per benchmark, a child run per trial, resume);
+  ``files``: the trial journal when tracking is off, and files replaced whole;
 - ``scoring``: times, profiles, scores, paired bootstrap, two-rule claims (tables only);
 - ``report``: leaderboard and claims; ``figures``: its plots;
   ``python -m experiments.benchmark.report`` rewrites them from a stored run;

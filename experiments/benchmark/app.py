@@ -9,10 +9,12 @@ import sys
 import time
 from typing import Sequence
 
-from experiments.benchmark.pool import execute
+from experiments.benchmark.files import write_csv
+from experiments.benchmark.pool import WorkerLost, execute, sigterm_raises
 from experiments.benchmark.settings import RULESETS, Settings, settings
 from experiments.benchmark.trials import TrialSpec, plan_trials
-from experiments.benchmark.workloads import Workload, exact_pairs, select_optimizers, write_target
+from experiments.benchmark.workloads import (BenchmarkError, Workload, exact_pairs,
+                                             select_optimizers, write_target)
 
 
 def _apply_shard(specs: list, shard) -> list:
@@ -60,7 +62,8 @@ def run_trials(specs: Sequence[TrialSpec], store, workers: int = 1, out=sys.stde
             bar.update(last=f"{spec.label()}: {outcome} ({row['seconds']:.2f}s)")
 
         if pending:
-            execute(specs, pending, workers, emit)
+            execute(specs, pending, workers, emit,
+                    log=lambda line: print(line, file=out, flush=True))
     return rows
 
 
@@ -97,8 +100,12 @@ def machine_line() -> str:
 
 
 def _store(s: Settings):
+    """MLflow's runs, or with tracking off the journal in the output folder."""
+    from experiments.benchmark.files import Journal
     from experiments.benchmark.store import TrialStore
 
+    if s.uri is None:
+        return Journal(s.output_dir, s.benchmark_id)
     return TrialStore(s.uri, s.benchmark_id, s.experiment)
 
 
@@ -113,13 +120,25 @@ def _params(s: Settings) -> dict:
 
 
 def run_benchmark(s: Settings, out=sys.stdout, err=sys.stderr) -> str | None:
-    """Run (or resume) the trials, then score and report them; returns the leaderboard."""
+    """Run (or resume) the trials, then score and report them; returns the leaderboard.
+    The output folder exists before the parent run; an error or a signal ends the parent
+    run FAILED or KILLED (``TrialStore.ending_parent``)."""
+    store = _store(s)
+    try:
+        s.output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise BenchmarkError(f"output_dir={s.output_dir} cannot be created: "
+                             f"{err.strerror}") from None
+    store.open_parent(_params(s))
+    with store.ending_parent():
+        return _run_benchmark(s, store, out, err)
+
+
+def _run_benchmark(s: Settings, store, out, err) -> str | None:
     from datetime import datetime, timezone
 
     from experiments.benchmark import report
 
-    store = _store(s)
-    store.open_parent(_params(s))
     specs = benchmark_specs(s)
     started = time.time()
     cpu = os.times()
@@ -146,7 +165,7 @@ def run_benchmark(s: Settings, out=sys.stdout, err=sys.stderr) -> str | None:
     board, summary = report.write_report(
         results, s.workloads, s.output_dir, exact_pairs=exact_pairs(s.optimizers),
         n_boot=s.bootstrap, seed=s.seed, r_max=s.r_max, level=s.level, header=header)
-    curves_frame(rows).to_csv(s.output_dir / "curves.csv", index=False)
+    write_csv(curves_frame(rows), s.output_dir / "curves.csv", index=False)
     if store.enabled:
         files = [s.output_dir / n for n in ("results.csv", "scores.csv", "claims.csv",
                                             "leaderboard.md", "curves.csv",
@@ -172,14 +191,20 @@ def calibrate(s: Settings, command: str, out=sys.stdout, err=sys.stderr) -> dict
     stream; the target is the best of the references' medians of those seeds' best
     values. Written into the workload's YAML with its provenance.
     """
+    c = s.preset["calibrate"]
+    refs = select_optimizers(c["references"])
+    store = _store(s)
+    store.open_parent({**_params(s), "references": ",".join(o.name for o in refs)})
+    with store.ending_parent():
+        return _calibrate(s, command, store, refs, out, err)
+
+
+def _calibrate(s: Settings, command: str, store, refs, out, err) -> dict[str, float]:
     from datetime import datetime, timezone
 
     import numpy as np
 
     c = s.preset["calibrate"]
-    refs = select_optimizers(c["references"])
-    store = _store(s)
-    store.open_parent({**_params(s), "references": ",".join(o.name for o in refs)})
     targets = {}
     for w in s.workloads:
         free = Workload(**{**w.__dict__, "target": None})  # no target while calibrating
@@ -227,20 +252,36 @@ def calibrate(s: Settings, command: str, out=sys.stdout, err=sys.stderr) -> dict
 
 
 def main_entry(cfg) -> None:
-    from experiments.core import tracking
-    from experiments.core.cli import refusing
+    """The command: refusals in one line (exit 2); a group whose worker died twice in one
+    line (exit 1); SIGINT/SIGTERM stop the workers and end in one line (exit 130/143). In
+    each case every finished trial is stored and the same command resumes."""
+    from experiments.core import cli, tracking
 
-    with refusing():
+    with cli.refusing():
         s = settings(cfg)
         if s.uri is not None:
             tracking.probe_store(s.uri)
-    if s.mode == "calibrate":
-        from experiments.core.hydra_job import task_overrides
+    try:  # a refusal from inside the work (the output folder, a target) is one line too
+        with cli.refusing():
+            _main(s)
+    except WorkerLost as err:
+        cli.refuse(str(err), prefix="Error", code=cli.EXIT_FAILED)
+    except KeyboardInterrupt as err:
+        name = getattr(err, "signal_name", "SIGINT")
+        cli.refuse(f"every finished trial of benchmark {s.benchmark_id!r} is stored; the same "
+                   "command resumes it", prefix=f"Stopped by {name}",
+                   code=cli.EXIT_SIGTERM if name == "SIGTERM" else cli.EXIT_SIGINT)
 
-        # where things are stored is no part of how a target was set
-        local = ("tracking.", "benchmark_id=", "output_dir=", "workload_dir=", "workers=")
-        kept = [o for o in task_overrides() if not o.startswith(local)]
-        command = "python -m experiments.benchmark " + " ".join(kept)
-        calibrate(s, command.strip())
-    else:
-        run_benchmark(s)
+
+def _main(s: Settings) -> None:
+    with sigterm_raises():
+        if s.mode == "calibrate":
+            from experiments.core.hydra_job import task_overrides
+
+            # where things are stored is no part of how a target was set
+            local = ("tracking.", "benchmark_id=", "output_dir=", "workload_dir=", "workers=")
+            kept = [o for o in task_overrides() if not o.startswith(local)]
+            command = "python -m experiments.benchmark " + " ".join(kept)
+            calibrate(s, command.strip())
+        else:
+            run_benchmark(s)

@@ -18,6 +18,7 @@ import pandas as pd
 
 from experiments.core import markdown
 from experiments.benchmark import scoring
+from experiments.benchmark.files import write_csv, write_text
 from experiments.benchmark.figures import (budget_plot, profile_plot, sensitivity_plot,
                                            time_plot)
 
@@ -205,18 +206,18 @@ def write_report(results: pd.DataFrame, workloads: Sequence, out: Path, *,
     summary metrics for the parent run)."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "plots").mkdir(exist_ok=True)
-    results.to_csv(out / "results.csv", index=False)
+    write_csv(results, out / "results.csv", index=False)
     draws = scoring.bootstrap_draws(results, n_boot=n_boot, seed=seed, r_max=r_max)
     scores = scoring.bootstrap_scores(results, r_max=r_max, level=level, draws=draws)
-    scores.to_csv(out / "scores.csv")
+    write_csv(scores, out / "scores.csv")
     claims = claims_frame(results, n_boot, seed, level, r_max)
     newer = claims_frame(results, n_boot, seed, level, r_max, NEWER_CLAIMS)
-    pd.concat([claims.assign(family="lecture"), newer.assign(family="newer")],
-              ignore_index=True).to_csv(out / "claims.csv", index=False)
+    write_csv(pd.concat([claims.assign(family="lecture"), newer.assign(family="newer")],
+                        ignore_index=True), out / "claims.csv", index=False)
     read_at_once = len(claims) + len(newer)
     summary, bad = scoring.twin_check(results, exact_pairs)
     if len(bad):
-        bad.to_csv(out / "twin_mismatches.csv", index=False)
+        write_csv(bad, out / "twin_mismatches.csv", index=False)
     checks = design_checks(results, scores)
     board = leaderboard(scores, results, summary, header, level)
     board += (f"\n**Design checks**: {checks['cells_at_target']} of {checks['cells']} "
@@ -240,7 +241,7 @@ def write_report(results: pd.DataFrame, workloads: Sequence, out: Path, *,
     if table:
         board += ("\n**MNIST-1D: best validation accuracy** (defaults: mean over seeds; "
                   "tuned: best trial of a study; 95 % bootstrap CI)\n\n" + table + "\n")
-    (out / "leaderboard.md").write_text(board)
+    write_text(out / "leaderboard.md", board)
     targets = {w.name: w.target for w in workloads}
     maximize = {w.name: w.maximize for w in workloads}
     profile_plot(results, out / "plots" / "profiles.png", r_max)
@@ -248,7 +249,7 @@ def write_report(results: pd.DataFrame, workloads: Sequence, out: Path, *,
     tuned = results[results["ruleset"] == "tuned"]
     if len(tuned):
         curves = scoring.budget_curves(results, maximize, seed=seed)
-        curves.to_csv(out / "budget_curves.csv", index=False)
+        write_csv(curves, out / "budget_curves.csv", index=False)
         budget_plot(curves, out / "plots" / "budget_curves.png", targets)
         sensitivity_plot(tuned, out / "plots" / "lr_sensitivity.png", targets,
                          maximize)

@@ -9,8 +9,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from experiments.benchmark.workloads import (PROJECT_ROOT, WORKLOAD_DIR, BenchmarkError,
-                                             load_workload, select_optimizers)
+from experiments.benchmark.workloads import (MAX_STEPS, PROJECT_ROOT, WORKLOAD_DIR,
+                                             BenchmarkError, load_workload, select_optimizers)
 
 
 MODES = ("benchmark", "tuned", "defaults", "calibrate")
@@ -80,10 +80,38 @@ def _shard(value) -> tuple[int, int] | None:
     return int(m.group(1)), int(m.group(2))
 
 
+#: upper bounds of the integer settings (a larger value is a typo, or weeks of work)
+MAX = {"preset.tuned.trials": 10_000, "preset.tuned.studies": 1_000,
+       "preset.at_defaults.seeds": 1_000, "preset.calibrate.trials": 10_000,
+       "preset.calibrate.seeds": 1_000, "scoring.bootstrap": 1_000_000, "workers": 512,
+       "eval_every": MAX_STEPS, "seed": 2**32 - 1}
+#: the most trials one benchmark may plan
+MAX_TRIALS = 1_000_000
+
+
 def _integer(key: str, value, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise BenchmarkError(f"{key}={value!r} must be an integer >= {low}")
+    high = MAX.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < low \
+            or (high is not None and value > high):
+        raise BenchmarkError(f"{key}={value!r} must be an integer "
+                             + (f"in [{low}, {high}]" if high is not None else f">= {low}"))
     return value
+
+
+def writable_folder(key: str, folder: Path) -> None:
+    """Refuse ``folder`` unless it exists as a writable folder or can be created: a
+    folder is made and removed again in its nearest existing parent (nothing is left)."""
+    import tempfile
+
+    folder = folder.absolute()
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        raise BenchmarkError(f"{key}={folder} cannot be created: {existing} is a file")
+    try:
+        tempfile.TemporaryDirectory(dir=existing).cleanup()
+    except OSError as err:
+        raise BenchmarkError(f"{key}={folder} cannot be created: {err.strerror} in "
+                             f"{existing}") from None
 
 
 def _number(key: str, value, low: float, high: float, low_open=True, high_open=False) -> float:
@@ -111,8 +139,6 @@ def settings(cfg) -> Settings:
     shard = _shard(c["shard"])
     preset = c["preset"]
     _integer("seed", c["seed"], 0)
-    if c["seed"] >= 2**32:
-        raise BenchmarkError(f"seed={c['seed']} must be below 2**32")
     for key, value in (("preset.tuned.trials", preset["tuned"]["trials"]),
                        ("preset.tuned.studies", preset["tuned"]["studies"]),
                        ("preset.at_defaults.seeds", preset["at_defaults"]["seeds"]),
@@ -143,6 +169,13 @@ def settings(cfg) -> Settings:
     workloads = [load_workload(n, folder) for n in names]
     choice = c["optimizers"] if c["optimizers"] is not None else preset["optimizers"]
     optimizers = select_optimizers(choice)
+    per_cell = preset["tuned"]["trials"] * preset["tuned"]["studies"] + \
+        preset["at_defaults"]["seeds"]
+    if len(workloads) * len(optimizers) * per_cell > MAX_TRIALS:
+        raise BenchmarkError(f"{len(workloads)} workloads x {len(optimizers)} optimizers x "
+                             f"{per_cell} trials each is over {MAX_TRIALS} trials: lower "
+                             "preset.tuned.trials, preset.tuned.studies or "
+                             "preset.at_defaults.seeds")
     if c["mode"] == "calibrate":
         select_optimizers(preset["calibrate"]["references"])
     if c["mode"] in ("benchmark", "tuned", "defaults"):
@@ -154,15 +187,25 @@ def settings(cfg) -> Settings:
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", str(bid)):
         raise BenchmarkError(f"benchmark_id={bid!r} is not valid: use letters, digits, "
                              "'.', '_' and '-'")
+    experiment = c["tracking"]["experiment_name"]
+    if not isinstance(experiment, str) or not experiment.strip() or len(experiment) > 500:
+        raise BenchmarkError(f"tracking.experiment_name={experiment!r} is not valid: give a "
+                             "name of 1 to 500 characters")
     uri = None
     if c["tracking"]["enabled"]:
         from experiments.core import tracking
 
         uri = tracking.resolve_tracking_uri(c["tracking"]["uri"])
     out = Path(c["output_dir"]) if c["output_dir"] else PROJECT_ROOT / "outputs" / "benchmark" / bid
+    writable_folder("output_dir", out)
+    if c["mode"] == "calibrate":
+        unwritable = [w.path.name for w in workloads if not os.access(w.path, os.W_OK)]
+        if unwritable:
+            raise BenchmarkError(f"mode=calibrate writes the targets into {folder}, but "
+                                 f"{', '.join(unwritable)} cannot be written")
     return Settings(c["mode"], bid, workloads, optimizers, preset, int(c["seed"]), shard,
                     int(workers), eval_every, out, int(c["scoring"]["bootstrap"]), r_max,
-                    level, uri, c["tracking"]["experiment_name"])
+                    level, uri, experiment)
 
 
 def check(cfg) -> None:

@@ -19,6 +19,8 @@ METRICS = {"val_accuracy": True, "val_loss": False, "val_model_loss": False,
            "excess_loss": False}
 #: evaluations per trial when the evaluation period is not given (period = budget / this)
 EVALUATIONS = 40
+#: the largest step budget and batch a workload may declare
+MAX_STEPS, MAX_BATCH = 10_000_000, 1_000_000
 
 
 class BenchmarkError(ConfigError):
@@ -77,13 +79,18 @@ KEYS = {"description", "dataset", "model", "batch_size", "steps", "metric", "tar
 
 
 def load_workload(name: str, folder: Path = WORKLOAD_DIR) -> Workload:
-    """``conf/workload/<name>.yaml`` checked; ``BenchmarkError`` naming the valid ones."""
+    """``conf/workload/<name>.yaml`` checked; ``BenchmarkError`` naming the valid ones.
+    Only a plain name of a file in ``folder`` is a workload (no path: ``../x`` would read,
+    and ``mode=calibrate`` write, outside it)."""
     from omegaconf import OmegaConf
 
-    path = folder / f"{name}.yaml"
-    if not path.is_file():
+    if not folder.is_dir():
+        raise BenchmarkError(f"workload_dir={folder} is not a folder")
+    names = workload_names(folder)
+    if not isinstance(name, str) or name not in names:
         raise BenchmarkError(f"workload {name!r} does not exist: choose from "
-                             f"{', '.join(workload_names(folder))}")
+                             f"{', '.join(names)}")
+    path = folder / f"{name}.yaml"
     raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
     unknown = sorted(set(raw) - KEYS)
     if unknown:
@@ -92,10 +99,16 @@ def load_workload(name: str, folder: Path = WORKLOAD_DIR) -> Workload:
     if raw.get("metric") not in METRICS:
         raise BenchmarkError(f"{path.name}: metric={raw.get('metric')!r} is not valid: choose "
                              f"one of {', '.join(METRICS)}")
-    for key in ("batch_size", "steps"):
-        if not isinstance(raw.get(key), int) or raw[key] < 1:
-            raise BenchmarkError(f"{path.name}: {key}={raw.get(key)!r} must be an integer >= 1")
+    for key, high in (("batch_size", MAX_BATCH), ("steps", MAX_STEPS)):
+        value = raw.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
+            raise BenchmarkError(f"{path.name}: {key}={value!r} must be an integer in "
+                                 f"[1, {high}]")
     target = raw.get("target")
+    if target is not None and (isinstance(target, bool) or not isinstance(target, (int, float))
+                               or not math.isfinite(target)):
+        raise BenchmarkError(f"{path.name}: target={target!r} must be a finite number, or "
+                             "null before mode=calibrate sets it")
     return Workload(name=name, description=raw.get("description", ""),
                     dataset=dict(raw["dataset"]), model=dict(raw["model"]),
                     batch_size=raw["batch_size"], steps=raw["steps"], metric=raw["metric"],
@@ -104,7 +117,12 @@ def load_workload(name: str, folder: Path = WORKLOAD_DIR) -> Workload:
 
 
 def write_target(workload: Workload, target: float, provenance: str) -> None:
-    """Replace the ``target:`` and ``target_provenance:`` lines of the workload's YAML."""
+    """Replace the ``target:`` and ``target_provenance:`` lines of the workload's YAML
+    (a file of its folder: ``load_workload`` takes plain names only). A target that is not
+    finite (every reference diverged) is refused: the file would no longer load."""
+    if not math.isfinite(target):
+        raise BenchmarkError(f"{workload.name}: the calibration found no finite "
+                             f"{workload.metric} (target={target}); the target is not written")
     text = workload.path.read_text()
     text, n1 = re.subn(r"(?m)^target:.*$", f"target: {target:.6g}", text)
     text, n2 = re.subn(r"(?m)^target_provenance:.*$",
@@ -112,7 +130,9 @@ def write_target(workload: Workload, target: float, provenance: str) -> None:
     if not (n1 and n2):
         raise BenchmarkError(f"{workload.path.name} has no 'target:' and "
                              "'target_provenance:' lines to write the target into")
-    workload.path.write_text(text)
+    from experiments.benchmark.files import write_text
+
+    write_text(workload.path, text)  # replaced whole: a kill never leaves half a config
 
 
 # ---------------------------------------------------------------------------- optimizers

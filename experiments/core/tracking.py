@@ -155,6 +155,13 @@ class _StoreLock:
             self.handle.close()
 
 
+def store_lock(uri: str):
+    """An exclusive lock beside a local SQLite store (nothing for a server), around a
+    search-then-create that parallel jobs must not both do. Not reentrant: not around
+    ``get_or_create_experiment``, which takes it itself."""
+    return _StoreLock(uri)
+
+
 def probe_store(uri: str, timeout_s: float = 5.0) -> None:
     """Make sure ``uri`` can be written before any training: raise ``TrackingUnavailable``.
 
