@@ -145,7 +145,8 @@ def run_benchmark(s: Settings, out=sys.stdout, err=sys.stderr) -> str | None:
               "worker(s).\n")
     board, summary = report.write_report(
         results, s.workloads, s.output_dir, exact_pairs=exact_pairs(s.optimizers),
-        n_boot=s.bootstrap, seed=s.seed, r_max=s.r_max, level=s.level, header=header)
+        n_boot=s.bootstrap, seed=s.seed, r_max=s.r_max, level=s.level, delta=s.delta,
+        sims=s.power_sims, header=header)
     curves_frame(rows).to_csv(s.output_dir / "curves.csv", index=False)
     if store.enabled:
         files = [s.output_dir / n for n in ("results.csv", "scores.csv", "claims.csv",
