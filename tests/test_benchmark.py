@@ -122,6 +122,8 @@ def test_twins_get_the_same_points_and_seeds():
     ("seed=-1", "seed=-1 must be an integer >= 0"),
     ("scoring.r_max=0.5", "scoring.r_max=0.5 must be a number in (1, "),
     ("scoring.level=1", "scoring.level=1 must be a number in (0, 1)"),
+    ("scoring.delta=1", "scoring.delta=1 must be a number in (0, 1)"),
+    ("scoring.power_sims=-1", "scoring.power_sims=-1 must be an integer >= 0"),
     ("workers=0", "workers=0 must be an integer >= 1"),
     ("eval_every=0", "eval_every=0 must be an integer >= 1"),
     ("+nope=1", "nope is not a key of the benchmark's config: valid keys are mode,"),

@@ -147,6 +147,9 @@ def claims_table(claims: pd.DataFrame, level: float = 0.95, title: str = "claim"
     head += ["detectable per-trial ratio (80 % power)", "false verdicts (simulated)"]
     m = int(claims["m"].iloc[0])
     alpha = float(claims["alpha"].iloc[0])
+    if not m:
+        return (markdown.table(head, body) + "\n\nNo claim could be tested: each lacks the "
+                "shared studies or the information a verdict needs (per workload below).\n")
     return (markdown.table(head, body) +
             f"\n\n{m} claims are tested together: each verdict is Holm-corrected over "
             f"the family at α = {alpha:.2g}; its family level is the smallest α at which "
