@@ -124,6 +124,14 @@ def hand_table(studies_a: int, studies_b: int, speed_b: float = 1.0) -> pd.DataF
     return pd.DataFrame(rows)
 
 
+def test_each_claim_gets_the_power_of_its_own_design():
+    f = claims.claims_frame(hand_table(10, 10, speed_b=1.5), {}, sims=300).iloc[0]
+    assert f["verdict"] == "holds" and f["m"] == 1
+    assert 0.2 < f["detectable"] < 1 and 0 <= f["false_rate"] <= 0.15
+    assert f["speed_low"] <= f["speed"] <= f["speed_high"] < 1
+    assert f["design"].startswith("S = 10, K = 2, ρ = ")
+
+
 def report_command(folder, *args):
     return subprocess.run([sys.executable, "-m", "experiments.benchmark.report", str(folder),
                            "--bootstrap", "50", "--sims", "200", *args], cwd=ROOT,

@@ -199,6 +199,7 @@ def test_holds_reversed_equivalent_inconclusive_in_one_family():
         stats.holm(f["p"].to_numpy())[0])
     text = claims.claims_table(f.reset_index())
     assert "holds (fast faster; family level" in text and "equivalent within ±15%" in text
+    assert "inconclusive (family p: " in text and "for equivalence)" in text
 
 
 def test_a_design_that_cannot_reach_the_family_level_reads_too_few_studies():

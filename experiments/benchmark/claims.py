@@ -102,8 +102,10 @@ def _num(x: float, fmt: str = ".2f") -> str:
 
 
 def _speed(c) -> str:
-    if not math.isfinite(c.speed):
-        return "–"
+    if not math.isfinite(c.speed):  # beyond the simulated 0.2-5 or not simulated
+        if not math.isfinite(c.ratio) or not math.isfinite(c.detectable):
+            return "–"
+        return "< 0.2" if c.ratio < 1 else "> 5"
     low = _num(c.speed_low) if math.isfinite(c.speed_low) else "< 0.2"
     high = _num(c.speed_high) if math.isfinite(c.speed_high) else "> 5"
     return f"{c.speed:.2f} [{low}, {high}]"
@@ -118,7 +120,8 @@ def verdict_text(c) -> str:
     if c.verdict == "equivalent":
         return f"equivalent within ±{c.delta:.0%} (family level {c.level:.2g})"
     if c.verdict == "inconclusive":
-        return f"inconclusive (would need a family level of {c.level:.2g})"
+        return (f"inconclusive (family p: {c.p_holm:.2g} for a difference, "
+                f"{c.p_eq_holm:.2g} for equivalence)")
     return f"{c.verdict} ({c.why})"
 
 

@@ -198,7 +198,8 @@ def family(claims: list[dict], alpha: float = 0.05, delta: float = 0.15) -> list
     sign-flip floor (``stats.sign_floor``) at most α/m, m the claims that could be
     tested: a claim that is not equivalent and whose design cannot reach that level reads
     "too few studies", as does one without enough shared studies. ``level`` is the smallest family level at which the
-    verdict holds (the adjusted p that decided; for inconclusive the smaller of the two).
+    verdict holds (the adjusted p that decided; for inconclusive the smaller of the two
+    adjusted p-values).
     Adds ``verdict``, ``level``, ``p_holm``, ``p_eq_holm``, ``alpha``, ``m``.
     """
     testable = [c["status"] == "ok" for c in claims]
