@@ -221,7 +221,7 @@ def main(argv=None) -> None:
           f"{int(design.studies[0])} x K = {design.trials}, per-trial miss rates "
           f"{', '.join(f'{m:.0%}' for m in design.miss_rates())}, sigma = 1, rho = "
           f"{design.rho}), {args.sims} simulated tables per ratio, level {args.alpha}:")
-    print(f"  false decisive verdicts under the null: {rate:.1%} ± {se:.1%}")
+    print(f"  false decisive verdicts under the null: {rate:.2%} ± {se:.2%}")
     for r in (0.8, 0.67):
         p = curve.loc[curve["ratio"] == r, "power"].iloc[0]
         print(f"  power at a per-trial speed ratio of {r}: {p:.1%} "
