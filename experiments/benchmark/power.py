@@ -174,7 +174,8 @@ def estimate(results: pd.DataFrame, a: str, b: str, ruleset: str, workloads: Seq
     if not rows:
         return None
     scores = np.concatenate(rho_parts) if rho_parts else np.zeros((0, 2))
-    rho = float(np.corrcoef(scores.T)[0, 1]) if len(scores) > 2 else 0.5
+    with np.errstate(invalid="ignore", divide="ignore"):  # a constant column: NaN, then 0.5
+        rho = float(np.corrcoef(scores.T)[0, 1]) if len(scores) > 2 else 0.5
     rho = float(np.clip(rho if math.isfinite(rho) else 0.5, 0.0, 0.95))
     w, mu, sigma, budget, every, s, k = zip(*rows)
     return Design(tuple(w), np.array(mu), np.array(sigma), np.array(budget), np.array(every),
