@@ -179,8 +179,8 @@ def compare(results: pd.DataFrame, a: str, b: str, ruleset: str,
                    mean_log=float(r["mean"]))
     win = np.concatenate(wins) if wins else np.zeros(0)
     rw = stats.paired_t(win, level=level)
-    out.update(win=float(rw["mean"]), win_low=float(max(0.0, rw["low"])),
-               win_high=float(min(1.0, rw["high"])), win_cells=int(len(win)))
+    out.update(win=float(rw["mean"]), win_low=float(np.clip(rw["low"], 0.0, 1.0)),
+               win_high=float(np.clip(rw["high"], 0.0, 1.0)), win_cells=int(len(win)))
     if whole_curve:
         best = np.concatenate(bests) if bests else np.zeros(0)
         rb = stats.paired_t(best, level=level)
