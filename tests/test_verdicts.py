@@ -102,12 +102,14 @@ def test_a_hit_at_step_zero_counts_one_evaluation_period():
 
 
 def test_ties_are_ties():
-    t = table({"a": {"w": [[30], [INF], [50], [20], [70]]},
-               "b": {"w": [[30], [INF], [50], [20], [70]]}})
+    t = table({"a": {"w": [[30], [INF], [50], [20], [70]] * 2},
+               "b": {"w": [[30], [INF], [50], [20], [70]] * 2}})
     c = compare(t)
     assert (c["ratio"], c["ratio_low"], c["ratio_high"], c["p"]) == (1.0, 1.0, 1.0, 1.0)
     assert c["win"] == 0.5
-    assert one_claim(t)["verdict"] == "equivalent"  # no difference in any of 5 cells
+    assert one_claim(t)["verdict"] == "equivalent"  # no difference in any of 10 cells
+    # 5 tied cells are not enough to call two rules equivalent at 5 %
+    assert one_claim(t[t["study"] < 5])["verdict"] == "too few studies"
 
 
 def test_two_misses_compare_their_best_values_in_the_win_probability():

@@ -141,7 +141,9 @@ def claims_table(claims: pd.DataFrame, level: float = 0.95, title: str = "claim"
         if full:
             row.append(f"{_num(c.best)} [{_num(c.best_low)}, {_num(c.best_high)}] "
                        f"{c.best_verdict}" if math.isfinite(c.best) else "–")
-        row += [_num(c.detectable), _num(c.false_rate, ".1%")]
+        simulated = math.isfinite(c.false_rate)
+        row += ["< 0.2" if simulated and not math.isfinite(c.detectable) else
+                _num(c.detectable), _num(c.false_rate, ".1%")]
         body.append(row)
     head = [title, "ruleset", "rules a / b", f"time ratio a/b [{level:.0%} CI]",
             "per-trial speed ratio (model) [CI]", "verdict", "P(a better) [CI]"]

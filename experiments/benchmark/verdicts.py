@@ -220,7 +220,7 @@ def family(claims: list[dict], alpha: float = 0.05, delta: float = 0.15) -> list
             c.update(verdict=c["status"], level=math.nan)
         elif ph <= alpha and floor_ok:
             c.update(verdict="holds" if c["mean_log"] < 0 else "reversed", level=ph)
-        elif pe <= alpha:
+        elif pe <= alpha and stats.sign_floor(c["cells"]) <= alpha / m:
             c.update(verdict="equivalent", level=pe)
         elif not floor_ok:
             c.update(verdict="too few studies", level=math.nan,
