@@ -155,6 +155,14 @@ def test_the_report_decides_nothing_from_too_little_and_says_why(tmp_path, studi
     page = (tmp_path / "docs" / "results.md").read_text()
     assert page.startswith("# Benchmark results") and why in page
     assert "![profiles](profiles.png)" in page and (tmp_path / "docs" / "profiles.png").is_file()
+    # commentary outside the report's markers survives a rerun; the part inside is new
+    (tmp_path / "docs" / "results.md").write_text(
+        page.replace("<!-- report:start -->", "Our notes.\n\n<!-- report:start -->")
+        .replace("too few studies (2", "stale") + "\nMore notes.\n")
+    assert report_command(tmp_path, "--docs", str(tmp_path / "docs")).returncode == 0
+    again = (tmp_path / "docs" / "results.md").read_text()
+    assert again.count("Our notes.") == 1 and again.rstrip().endswith("More notes.")
+    assert why in again and "stale" not in again
     full = claims.claims_frame(hand_table(10, 10, 3.0), {}, sims=0)
     assert full["verdict"].tolist() == ["holds"]  # the same table, complete, decides
 

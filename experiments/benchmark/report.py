@@ -203,17 +203,27 @@ def write_report(results: pd.DataFrame, workloads: Sequence, out: Path, *,
     return board, metrics
 
 
-def results_page(board: str, plots: Sequence[str], folder_name: str) -> str:
+#: the report's part of the results page: what lies outside (commentary) is kept
+START, END = "<!-- report:start -->", "<!-- report:end -->"
+
+
+def results_page(board: str, plots: Sequence[str], folder_name: str, old: str = "") -> str:
     """The docs page of a run (``docs/benchmark/results.md``): its leaderboard, claims and
-    figures, as ``python -m experiments.benchmark.report FOLDER --docs DIR`` wrote them."""
-    figures = "\n".join(f"![{Path(p).stem.replace('_', ' ')}]({Path(p).name})"
-                         for p in plots)
-    return ("# Benchmark results\n\n"
-            f"Written by `python -m experiments.benchmark.report {folder_name} --docs "
-            "docs/benchmark` from the run's `results.csv`; do not edit by hand. The first "
-            "line says when and on what the run ran: seconds are this machine's under the "
-            "load it names (other jobs shared the cores); steps do not depend on it.\n\n"
-            + board + "\n## Figures\n\n" + figures + "\n")
+    figures between ``START`` and ``END``, as ``python -m experiments.benchmark.report
+    FOLDER --docs DIR`` wrote them. An ``old`` page keeps what lies outside the markers
+    (hand-written commentary); without markers the page is written anew."""
+    figures = "\n\n".join(f"![{Path(p).stem.replace('_', ' ')}]({Path(p).name})"
+                           for p in plots)
+    part = (f"{START}\n\nWritten by `python -m experiments.benchmark.report {folder_name} "
+            "--docs docs/benchmark` from the run's `results.csv` (everything down to the "
+            "figures; edit outside this part only). The first line says when and on what "
+            "the run ran: seconds are this machine's under the load it names (other jobs "
+            "shared the cores); steps do not depend on it.\n\n"
+            + board + "\n**Figures**\n\n" + figures + f"\n\n{END}")
+    if START in old and END in old:
+        head, rest = old.split(START, 1)
+        return head + part + rest.split(END, 1)[1]
+    return "# Benchmark results\n\n" + part + "\n"
 
 
 def main(argv=None) -> None:
@@ -262,8 +272,9 @@ def main(argv=None) -> None:
         plots = sorted((args.folder / "plots").glob("*.png"))
         for png in plots:
             shutil.copy(png, args.docs / png.name)
-        (args.docs / "results.md").write_text(results_page(board, [p.name for p in plots],
-                                                           args.folder.name))
+        page = args.docs / "results.md"
+        old = page.read_text() if page.is_file() else ""
+        page.write_text(results_page(board, [p.name for p in plots], args.folder.name, old))
     print(board)
 
 
