@@ -4,7 +4,10 @@
 ``claims.csv``, ``leaderboard.md`` and ``plots/`` (drawn by
 ``experiments.benchmark.figures``: performance profiles in steps and seconds, budget curves,
 learning-rate sensitivity, time to target per workload) and returns the leaderboard's
-Markdown. Nothing here trains or imports TensorFlow.
+Markdown: the descriptive scores, then the claims' paired verdicts with their power
+(``experiments.benchmark.claims``). ``python -m experiments.benchmark.report FOLDER --docs
+DIR`` does the same from a stored run and writes its part of ``DIR/results.md``. Nothing
+here trains or imports TensorFlow.
 """
 
 from __future__ import annotations
