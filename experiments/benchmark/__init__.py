@@ -8,8 +8,12 @@ Protocol: ``docs/benchmark-protocol.md``. Modules:
   ``pool``: the worker processes (watched: a dead one is reported and its group retried);
 - ``store``: MLflow (a parent run per benchmark, a child run per trial, resume);
   ``files``: the trial journal when tracking is off, and files replaced whole;
-- ``scoring``: times, profiles, scores, paired bootstrap, two-rule claims (tables only);
-- ``report``: leaderboard and claims; ``figures``: its plots;
+- ``scoring``: times, profiles, scores and their paired bootstrap (the descriptive
+  leaderboard; tables only);
+- ``verdicts``: two rules compared, paired and censoring-aware; ``stats``: its t-test and
+  Holm; ``claims``: the lecture's and today's claims, their verdicts and power;
+  ``power``: the simulation behind the power (``python -m experiments.benchmark.power``);
+- ``report``: leaderboard, claims and the results page; ``figures``: its plots;
   ``python -m experiments.benchmark.report`` rewrites them from a stored run;
 - ``settings``: the checked settings; ``app``: the run, the calibration;
   ``__main__``: the command.

@@ -164,7 +164,8 @@ def _run_benchmark(s: Settings, store, out, err) -> str | None:
               "worker(s).\n")
     board, summary = report.write_report(
         results, s.workloads, s.output_dir, exact_pairs=exact_pairs(s.optimizers),
-        n_boot=s.bootstrap, seed=s.seed, r_max=s.r_max, level=s.level, header=header)
+        n_boot=s.bootstrap, seed=s.seed, r_max=s.r_max, level=s.level, delta=s.delta,
+        sims=s.power_sims, header=header)
     write_csv(curves_frame(rows), s.output_dir / "curves.csv", index=False)
     if store.enabled:
         files = [s.output_dir / n for n in ("results.csv", "scores.csv", "claims.csv",

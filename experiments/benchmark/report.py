@@ -4,7 +4,10 @@
 ``claims.csv``, ``leaderboard.md`` and ``plots/`` (drawn by
 ``experiments.benchmark.figures``: performance profiles in steps and seconds, budget curves,
 learning-rate sensitivity, time to target per workload) and returns the leaderboard's
-Markdown. Nothing here trains or imports TensorFlow.
+Markdown: the descriptive scores, then the claims' paired verdicts with their power
+(``experiments.benchmark.claims``). ``python -m experiments.benchmark.report FOLDER --docs
+DIR`` does the same from a stored run and writes its part of ``DIR/results.md``. Nothing
+here trains or imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ import numpy as np
 import pandas as pd
 
 from experiments.core import markdown
-from experiments.benchmark import scoring
+from experiments.benchmark import claims as claims_mod
+from experiments.benchmark import scoring, verdicts
 from experiments.benchmark.files import write_csv, write_text
 from experiments.benchmark.figures import (budget_plot, profile_plot, sensitivity_plot,
                                            time_plot)
@@ -62,81 +66,13 @@ def leaderboard(scores: pd.DataFrame, results: pd.DataFrame,
     return "\n".join(lines)
 
 
-#: The lecture's claims as two-rule comparisons: (claim, rule a, rule b): "a beats b".
-CLAIMS = (
-    ("momentum accelerates gradient descent", "momentum", "sgd"),
-    ("Nesterov's look-ahead improves on momentum", "nesterov", "momentum"),
-    ("per-weight rates (AdaGrad) beat one global rate", "adagrad", "sgd"),
-    ("RMSProp fixes AdaGrad's premature decay", "rmsprop", "adagrad"),
-    ("Adam (RMSProp + momentum) improves on RMSProp", "adam", "rmsprop"),
-    ("Adam improves on momentum", "adam", "momentum"),
-)
-
-
-#: Today's optimizers against the lecture's Adam and each other, read the same way: the
-#: claims their papers make (Loshchilov & Hutter 2019; Defazio et al. 2024; Jordan et al.
-#: 2024; Chen et al. 2023), each against AdamW, the baseline those papers beat.
-NEWER_CLAIMS = (
-    ("decoupled weight decay (AdamW) improves on Adam", "adamw", "adam"),
-    ("Schedule-Free improves on AdamW", "schedule_free_adamw", "adamw"),
-    ("Muon improves on AdamW", "muon", "adamw"),
-    ("Lion improves on AdamW", "lion", "adamw"),
-)
-
-
-def claims_frame(results: pd.DataFrame, n_boot: int = 1000, seed: int = 0,
-                 level: float = 0.95, r_max: float = scoring.R_MAX,
-                 claims: Sequence = CLAIMS) -> pd.DataFrame:
-    """Every claim whose two rules ran, per ruleset: ``scoring.compare`` of the two."""
-    have = set(results["optimizer"])
-    rows = []
-    for claim, a, b in claims:
-        if a not in have or b not in have:
-            continue
-        for ruleset in dict.fromkeys(results["ruleset"]):
-            c = scoring.compare(results, a, b, ruleset, n_boot, seed, level, r_max)
-            c.pop("per_workload")
-            rows.append({"claim": claim, **c})
-    return pd.DataFrame(rows)
-
-
-def claims_table(claims: pd.DataFrame, level: float = 0.95, read_at_once: int | None = None,
-                 title: str = "lecture claim") -> str:
-    """The claims as Markdown, with how many intervals are read at once (``read_at_once``,
-    default: this table's)."""
-    if claims.empty:
-        return ""
-    body = []
-    for r in claims.itertuples():
-        verdict = {f"{r.a} faster": f"holds ({r.a} faster)",
-                   f"{r.b} faster": f"reversed ({r.b} faster)"}.get(r.verdict, r.verdict)
-        body.append([r.claim, r.ruleset, f"{r.a} / {r.b}",
-                     f"{r.ratio:.2f} [{r.ratio_low:.2f}, {r.ratio_high:.2f}]",
-                     f"{r.score_difference:+.2f} [{r.difference_low:+.2f}, "
-                     f"{r.difference_high:+.2f}]", verdict,
-                     f"{r.detectable:.2f}" if math.isfinite(r.detectable) else "–"])
-    n = read_at_once or len(claims)
-    return (markdown.table([title, "ruleset", "rules", "time ratio (geometric mean)",
-                            "two-rule score difference", "verdict",
-                            "smallest detectable ratio"], body)
-            + f"\n\n{n} intervals are read at once: at {level:.0%} each, about "
-              f"{n * (1 - level):.1f} of them would exclude the truth by chance alone "
-              f"(Bonferroni: read each at {1 - (1 - level) / n:.1%} to keep the family at "
-              f"{level:.0%}).\n")
-
-
-def design_checks(results: pd.DataFrame, scores: pd.DataFrame) -> dict:
-    """The issue's design figures: (workload, lecture rule, study) cells at target in the
-    tuned ruleset, and the median width of the lecture rules' tuned score intervals."""
-    lecture = sorted({r for _, a, b in CLAIMS for r in (a, b)} & set(results["optimizer"]))
+def design_checks(results: pd.DataFrame) -> dict:
+    """The design figure the report prints: (workload, lecture rule, study) cells of the
+    tuned ruleset that reached their target."""
+    lecture = sorted({r for _, a, b in claims_mod.CLAIMS for r in (a, b)}
+                     & set(results["optimizer"]))
     reached, cells = scoring.cells_at_target(results, lecture, "tuned")
-    widths = []
-    if "tuned" in scores.index.get_level_values("ruleset"):
-        tuned = scores.xs("tuned", level="ruleset")
-        tuned = tuned[tuned.index.isin(lecture)]
-        widths = (tuned["score_steps_high"] - tuned["score_steps_low"]).to_list()
-    return {"cells_at_target": reached, "cells": cells,
-            "median_interval_width": float(np.median(widths)) if widths else float("nan")}
+    return {"cells_at_target": reached, "cells": cells}
 
 
 def workload_table(results: pd.DataFrame, workloads: Sequence) -> str:
@@ -198,44 +134,57 @@ def mnist1d_table(results: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> s
     return markdown.table(header, body)
 
 
+CLAIMS_INTRO = (
+    "**Claims: the paired verdicts** (rules a and b alone, on the (workload, study) cells "
+    "both ran. Per cell d = log min(T_a, B⁺) − log min(T_b, B⁺), T a study's fastest trial "
+    "to the target, B⁺ the step budget + one evaluation period, so that a miss ranks after "
+    "every hit; the time ratio is exp(mean d) with Student's t interval over the cells. "
+    "A workload with fewer than {min_s} shared studies, or that both rules missed in every "
+    "study, is left out and said so below. The per-trial speed ratio is the ratio of steps "
+    "a trial needs that would give this time ratio in the simulated design (censoring "
+    "pulls the time ratio toward 1). P(a better) is the composite order: a hit beats a "
+    "miss, the earlier hit wins, two misses compare their best validation values. "
+    "Verdicts: holds / reversed / equivalent within ±{delta:.0%} / inconclusive; "
+    "docs/benchmark-protocol.md, \"Verdicts\")")
+
+
+def claims_section(claims: pd.DataFrame, level: float, delta: float) -> str:
+    """The claims' Markdown: the table, then what each used per workload."""
+    if claims.empty:
+        return ""
+    text = "\n" + CLAIMS_INTRO.format(min_s=verdicts.MIN_STUDIES, delta=delta) + "\n\n"
+    text += claims_mod.claims_table(claims, level)
+    text += ("\n**What each claim used per workload** (shared studies and the studies "
+             "with a hit, a / b; or why the workload was left out)\n\n"
+             + claims_mod.information_table(claims) + "\n")
+    return text
+
+
 def write_report(results: pd.DataFrame, workloads: Sequence, out: Path, *,
                  exact_pairs: Mapping[str, str], n_boot: int = 1000, seed: int = 0,
-                 r_max: float = scoring.R_MAX, level: float = 0.95,
-                 header: str = "") -> tuple[str, dict]:
+                 r_max: float = scoring.R_MAX, level: float = 0.95, delta: float = 0.15,
+                 sims: int = 1000, header: str = "") -> tuple[str, dict]:
     """Everything the benchmark writes from its trial table; returns (leaderboard, the
     summary metrics for the parent run)."""
+    verdicts.check_table(results)
     out.mkdir(parents=True, exist_ok=True)
     (out / "plots").mkdir(exist_ok=True)
     write_csv(results, out / "results.csv", index=False)
     draws = scoring.bootstrap_draws(results, n_boot=n_boot, seed=seed, r_max=r_max)
     scores = scoring.bootstrap_scores(results, r_max=r_max, level=level, draws=draws)
     write_csv(scores, out / "scores.csv")
-    claims = claims_frame(results, n_boot, seed, level, r_max)
-    newer = claims_frame(results, n_boot, seed, level, r_max, NEWER_CLAIMS)
-    write_csv(pd.concat([claims.assign(family="lecture"), newer.assign(family="newer")],
-                        ignore_index=True), out / "claims.csv", index=False)
-    read_at_once = len(claims) + len(newer)
+    maximize = {w.name: w.maximize for w in workloads}
+    claims = claims_mod.claims_frame(results, maximize, level, delta, sims, seed)
+    write_csv(claims, out / "claims.csv", index=False)
     summary, bad = scoring.twin_check(results, exact_pairs)
     if len(bad):
         write_csv(bad, out / "twin_mismatches.csv", index=False)
-    checks = design_checks(results, scores)
+    checks = design_checks(results)
     board = leaderboard(scores, results, summary, header, level)
-    board += (f"\n**Design checks**: {checks['cells_at_target']} of {checks['cells']} "
+    board += (f"\n**Design check**: {checks['cells_at_target']} of {checks['cells']} "
               "(workload, lecture rule, study) cells of the tuned ruleset reached their "
-              f"target; median width of the lecture rules' tuned score intervals "
-              f"{checks['median_interval_width']:.2f}.\n")
-    if len(claims):
-        board += ("\n**The lecture's claims** (the two rules alone: per workload the time "
-                  "ratio a/b in steps, a miss censored at the step budget, summarised as the "
-                  "geometric mean; beside it the difference of the two-rule profile scores; "
-                  f"{level:.0%} paired bootstrap intervals; a ratio interval holding 1 is "
-                  "inconclusive; the smallest detectable ratio is what this design finds "
-                  "with 80 % power)\n\n" + claims_table(claims, level, read_at_once))
-    if len(newer):
-        board += ("\n**Today's optimizers** (their papers' claims, read as the lecture's: "
-                  "each against AdamW, the baseline they report beating; every rule with the "
-                  "same tuning budget, its own search space)\n\n"
-                  + claims_table(newer, level, read_at_once, title="claim"))
+              "target.\n")
+    board += claims_section(claims, level, delta)
     board += "\n**Workloads**\n\n" + workload_table(results, workloads) + "\n"
     table = mnist1d_table(results, seed=seed)
     if table:
@@ -243,7 +192,6 @@ def write_report(results: pd.DataFrame, workloads: Sequence, out: Path, *,
                   "tuned: best trial of a study; 95 % bootstrap CI)\n\n" + table + "\n")
     write_text(out / "leaderboard.md", board)
     targets = {w.name: w.target for w in workloads}
-    maximize = {w.name: w.maximize for w in workloads}
     profile_plot(results, out / "plots" / "profiles.png", r_max)
     time_plot(results, out / "plots" / "time_to_target.png")
     tuned = results[results["ruleset"] == "tuned"]
@@ -253,49 +201,87 @@ def write_report(results: pd.DataFrame, workloads: Sequence, out: Path, *,
         budget_plot(curves, out / "plots" / "budget_curves.png", targets)
         sensitivity_plot(tuned, out / "plots" / "lr_sensitivity.png", targets,
                          maximize)
-    metrics = {**checks}
+    metrics = {**checks, **claims_mod.metrics(claims)}
     for (ruleset, optimizer), row in scores.iterrows():
         metrics.update({f"{ruleset}/{optimizer}/{k}": v for k, v in row.items()})
-    for r in (*claims.itertuples(), *newer.itertuples()):
-        metrics[f"claim/{r.ruleset}/{r.a}_vs_{r.b}/ratio"] = r.ratio
     return board, metrics
+
+
+#: the report's part of the results page: what lies outside (commentary) is kept
+START, END = "<!-- report:start -->", "<!-- report:end -->"
+
+
+def results_page(board: str, plots: Sequence[str], folder_name: str, old: str = "") -> str:
+    """The docs page of a run (``docs/benchmark/results.md``): its leaderboard, claims and
+    figures between ``START`` and ``END``, as ``python -m experiments.benchmark.report
+    FOLDER --docs DIR`` wrote them. An ``old`` page keeps what lies outside the markers
+    (hand-written commentary); without markers the page is written anew."""
+    figures = "\n\n".join(f"![{Path(p).stem.replace('_', ' ')}]({Path(p).name})"
+                           for p in plots)
+    part = (f"{START}\n\nWritten by `python -m experiments.benchmark.report {folder_name} "
+            "--docs docs/benchmark` from the run's `results.csv` (everything down to the "
+            "figures; edit outside this part only). The first line says when and on what "
+            "the run ran: seconds are this machine's under the load it names (other jobs "
+            "shared the cores); steps do not depend on it.\n\n"
+            + board + "\n**Figures**\n\n" + figures + "\n\n*Made from the stored trials "
+            "of `python -m experiments.benchmark` by this report; `python -m "
+            "experiments.gallery benchmark` makes the same figures from the tracking store "
+            f"(training what is missing).*\n\n{END}")
+    if START in old and END in old:
+        head, rest = old.split(START, 1)
+        return head + part + rest.split(END, 1)[1]
+    return "# Benchmark results\n\n" + part + "\n"
 
 
 def main(argv=None) -> None:
     """``python -m experiments.benchmark.report FOLDER [--docs DIR]``: rewrite the
     leaderboard, scores, claims and plots from a stored run's ``results.csv`` (the
-    workloads' targets read from ``conf/workload``), optionally copying the plots to
-    ``DIR`` (the README's figures live in ``docs/benchmark``)."""
+    workloads' targets read from ``conf/workload``), optionally writing the results page
+    and its figures to ``DIR`` (``docs/benchmark``: ``results.md`` and the plots)."""
     import argparse
     import shutil
-    import sys
 
+    from experiments.core.cli import refusing
     from experiments.benchmark.workloads import exact_pairs, load_workload, select_optimizers
 
     parser = argparse.ArgumentParser(prog="python -m experiments.benchmark.report",
                                      description=main.__doc__.split("\n")[0])
     parser.add_argument("folder", type=Path, help="a benchmark's output_dir")
     parser.add_argument("--docs", type=Path, default=None,
-                        help="copy plots/*.png here (e.g. docs/benchmark)")
+                        help="write results.md and the plots here (e.g. docs/benchmark)")
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--delta", type=float, default=0.15,
+                        help="equivalence margin: equivalent when the ratio's interval lies "
+                             "in [1/(1+delta), 1+delta]")
+    parser.add_argument("--sims", type=int, default=1000,
+                        help="simulated tables per true ratio for the power (0: none)")
     args = parser.parse_args(argv)
-    path = args.folder / "results.csv"
-    if not path.is_file():
-        print(f"Error: {path} does not exist: give the output_dir of a benchmark run",
-              file=sys.stderr)
-        sys.exit(2)
-    results = pd.read_csv(path)
-    workloads = [load_workload(w) for w in dict.fromkeys(results["workload"])]
-    options = select_optimizers(list(dict.fromkeys(results["optimizer"])))
-    old = (args.folder / "leaderboard.md")
-    header = old.read_text().split("\n", 1)[0] + "\n" if old.is_file() else ""
-    board, _ = write_report(results, workloads, args.folder, exact_pairs=exact_pairs(options),
-                            n_boot=args.bootstrap, seed=args.seed, header=header)
+    with refusing():
+        path = args.folder / "results.csv"
+        if not path.is_file():
+            raise verdicts.ResultsError(f"{path} does not exist: give the output_dir of a "
+                                        "benchmark run")
+        if not 0 < args.delta < 1:
+            raise verdicts.ResultsError(f"--delta={args.delta} must lie in (0, 1)")
+        results = pd.read_csv(path)
+        verdicts.check_table(results)
+        workloads = [load_workload(w) for w in dict.fromkeys(results["workload"])]
+        options = select_optimizers(list(dict.fromkeys(results["optimizer"])))
+        old = args.folder / "leaderboard.md"
+        header = old.read_text().split("\n", 1)[0] + "\n" if old.is_file() else ""
+        board, _ = write_report(results, workloads, args.folder,
+                                exact_pairs=exact_pairs(options), n_boot=args.bootstrap,
+                                seed=args.seed, delta=args.delta, sims=args.sims,
+                                header=header)
     if args.docs:
         args.docs.mkdir(parents=True, exist_ok=True)
-        for png in sorted((args.folder / "plots").glob("*.png")):
+        plots = sorted((args.folder / "plots").glob("*.png"))
+        for png in plots:
             shutil.copy(png, args.docs / png.name)
+        page = args.docs / "results.md"
+        old = page.read_text() if page.is_file() else ""
+        page.write_text(results_page(board, [p.name for p in plots], args.folder.name, old))
     print(board)
 
 

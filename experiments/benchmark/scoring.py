@@ -34,24 +34,15 @@ Performance profile and score (all optimizers of a ruleset)
   of max(0, r_max − r) / (r_max − 1).
 * In optimizer steps (machine-independent) and in seconds (this machine).
 
-Two rules compared (the lecture's claims)
------------------------------------------
-From the two rules' trials alone (a third optimizer cannot move it):
-
-* per workload the **time ratio** t_a / t_b, a miss censored at the step budget (both
-  missing: 1), summarised as the **geometric mean** over workloads;
-* the **two-rule profile score** difference: each rule's score with t_best the better of
-  the two.
-
-Uncertainty (paired bootstrap)
-------------------------------
+Uncertainty of the scores (paired bootstrap)
+--------------------------------------------
 A replicate draws, per workload, S studies with replacement, the **same study indices
 for every optimizer** (the studies share their hyperparameter quantiles and seeds: the
-design is paired), and recomputes every time, ratio and score. Intervals are the
-percentiles of the replicates. A claim whose interval holds 0 (score difference) or 1
-(time ratio) is **inconclusive**. The smallest time ratio the design detects (two-sided
-5 %, power 80 %) is exp(2.8 · sd) with sd the replicates' standard deviation of the
-log geometric mean (undefined, NaN, where the replicates do not vary).
+design is paired), and recomputes every time and score. Intervals are the percentiles of
+the replicates. They describe the leaderboard; they decide nothing (a score is a ratio
+to the best of every rule of the table, wide by construction). The verdicts on two rules
+come from ``experiments.benchmark.verdicts``: a paired per-study statistic that knows
+about censoring.
 
 Budget curves
 -------------
@@ -70,8 +61,6 @@ import pandas as pd
 
 R_MAX = 4.0
 KEYS = ("workload", "optimizer", "ruleset")
-#: z(0.975) + z(0.8): a difference this many standard errors away is found 80 % of the time
-POWER_Z = 1.96 + 0.84
 
 
 def study_time(times: Iterable[float]) -> float:
@@ -223,57 +212,6 @@ def bootstrap_scores(results: pd.DataFrame, n_boot: int = 1000, seed: int = 0,
     cols = ["score_steps", "score_steps_low", "score_steps_high",
             "score_seconds", "score_seconds_low", "score_seconds_high"]
     return point[cols]
-
-
-def _budgets(results: pd.DataFrame, workloads: Sequence[str]) -> np.ndarray:
-    """The step budget of each workload (a miss is censored there)."""
-    if "budget_steps" not in results:
-        raise ValueError("the trial table has no budget_steps column")
-    budget = results.groupby("workload")["budget_steps"].max()
-    return budget.reindex(workloads).to_numpy(float)
-
-
-def _pair_statistics(t: np.ndarray, budget: np.ndarray, r_max: float):
-    """From times ``(..., 2, W)`` of rules a and b: (log geometric-mean ratio a/b,
-    two-rule score difference a − b)."""
-    censored = np.minimum(t, budget)
-    log_gm = np.mean(np.log(censored[..., 0, :]) - np.log(censored[..., 1, :]), axis=-1)
-    s = score(_ratios(t), r_max)
-    return log_gm, s[..., 0] - s[..., 1]
-
-
-def compare(results: pd.DataFrame, a: str, b: str, ruleset: str, n_boot: int = 1000,
-            seed: int = 0, level: float = 0.95, r_max: float = R_MAX) -> dict:
-    """Rule ``a`` against rule ``b`` in ``ruleset``, in steps, from their trials alone.
-
-    Returns the geometric-mean time ratio a/b with its interval, the two-rule score
-    difference with its interval, the verdict (``"a faster"``, ``"b faster"`` or
-    ``"inconclusive"``, from the ratio's interval), the smallest ratio the design detects
-    (``detectable``) and the per-workload ratios.
-    """
-    mine = results[(results["ruleset"] == ruleset) & results["optimizer"].isin([a, b])]
-    optimizers, workloads, cells = study_table(mine)[ruleset]
-    order = [optimizers.index(a), optimizers.index(b)]
-    cells = {w: c[order] for w, c in cells.items()}
-    budget = _budgets(mine, workloads)
-    t = np.stack([lower_median(cells[w]) for w in workloads], axis=-1)  # 2 x W
-    log_gm, diff = _pair_statistics(t, budget, r_max)
-    reps = replicate_times(cells, workloads, n_boot, np.random.default_rng(seed))
-    rep_gm, rep_diff = _pair_statistics(reps, budget, r_max)
-    tail = (1.0 - level) / 2.0
-    lo, hi = np.quantile(rep_gm, [tail, 1.0 - tail])
-    dlo, dhi = np.quantile(rep_diff, [tail, 1.0 - tail])
-    verdict = (f"{a} faster" if hi < 0 else f"{b} faster" if lo > 0 else "inconclusive")
-    sd = float(np.std(rep_gm))
-    censored = np.minimum(t, budget)
-    return {"a": a, "b": b, "ruleset": ruleset, "ratio": float(np.exp(log_gm)),
-            "ratio_low": float(np.exp(lo)), "ratio_high": float(np.exp(hi)),
-            "score_difference": float(diff), "difference_low": float(dlo),
-            "difference_high": float(dhi), "verdict": verdict,
-            # no spread among the replicates (e.g. both rules miss everywhere): the design
-            # says nothing about its power there
-            "detectable": float(np.exp(POWER_Z * sd)) if sd > 1e-12 else math.nan,
-            "per_workload": dict(zip(workloads, (censored[0] / censored[1]).tolist()))}
 
 
 def cells_at_target(results: pd.DataFrame, optimizers: Sequence[str] | None = None,

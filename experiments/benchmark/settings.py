@@ -24,7 +24,8 @@ SCHEMA = {
     "mode": None, "benchmark_id": None, "optimizers": None, "workloads": None,
     "workload_dir": None, "seed": None, "shard": None, "workers": None, "eval_every": None,
     "output_dir": None,
-    "scoring": {"bootstrap": None, "r_max": None, "level": None},
+    "scoring": {"bootstrap": None, "r_max": None, "level": None, "delta": None,
+                "power_sims": None},
     "tracking": {"enabled": None, "uri": None, "experiment_name": None},
     "preset": {"name": None, "description": None, "workloads": None, "optimizers": None,
                "budget": None, "stop_at_target": None,
@@ -68,6 +69,8 @@ class Settings:
     uri: str | None
     experiment: str
     overrides: list = field(default_factory=list)
+    delta: float = 0.15
+    power_sims: int = 1000
 
 
 def _shard(value) -> tuple[int, int] | None:
@@ -83,7 +86,8 @@ def _shard(value) -> tuple[int, int] | None:
 #: upper bounds of the integer settings (a larger value is a typo, or weeks of work)
 MAX = {"preset.tuned.trials": 10_000, "preset.tuned.studies": 1_000,
        "preset.at_defaults.seeds": 1_000, "preset.calibrate.trials": 10_000,
-       "preset.calibrate.seeds": 1_000, "scoring.bootstrap": 1_000_000, "workers": 512,
+       "preset.calibrate.seeds": 1_000, "scoring.bootstrap": 1_000_000,
+       "scoring.power_sims": 1_000_000, "workers": 512,
        "eval_every": MAX_STEPS, "seed": 2**32 - 1}
 #: the most trials one benchmark may plan
 MAX_TRIALS = 1_000_000
@@ -146,11 +150,13 @@ def settings(cfg) -> Settings:
                        ("preset.calibrate.seeds", preset["calibrate"]["seeds"]),
                        ("scoring.bootstrap", c["scoring"]["bootstrap"])):
         _integer(key, value)
+    _integer("scoring.power_sims", c["scoring"]["power_sims"], 0)
     for key, value in (("preset.budget", preset["budget"]),
                        ("preset.calibrate.budget", preset["calibrate"]["budget"])):
         _number(key, value, 0, 10)
     r_max = _number("scoring.r_max", c["scoring"]["r_max"], 1, 1e9)
     level = _number("scoring.level", c["scoring"]["level"], 0, 1, high_open=True)
+    delta = _number("scoring.delta", c["scoring"]["delta"], 0, 1, high_open=True)
     if not isinstance(preset["stop_at_target"], bool):
         raise BenchmarkError(f"preset.stop_at_target={preset['stop_at_target']!r} must be "
                              "true or false")
@@ -205,7 +211,8 @@ def settings(cfg) -> Settings:
                                  f"{', '.join(unwritable)} cannot be written")
     return Settings(c["mode"], bid, workloads, optimizers, preset, int(c["seed"]), shard,
                     int(workers), eval_every, out, int(c["scoring"]["bootstrap"]), r_max,
-                    level, uri, experiment)
+                    level, uri, experiment, delta=delta,
+                    power_sims=int(c["scoring"]["power_sims"]))
 
 
 def check(cfg) -> None:
