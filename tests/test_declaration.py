@@ -22,11 +22,11 @@ import tensorflow as tf
 from omegaconf import OmegaConf
 
 import custom_optimizers as co
-from custom_optimizers import capabilities, rules, twins
+from custom_optimizers import capabilities, reference, rules, twins
 from experiments.core import config, registry
 from experiments.core.checks import ConfigError
 from experiments.core.optim import build_optimizer
-from helpers import ROOT, check_against_reference, random_problem, run_keras
+from helpers import ROOT, check_against_reference, random_problem, run_keras, run_reference
 
 TOY = '''
 """A toy rule: a decaying sum of gradients, declared once."""
@@ -291,3 +291,45 @@ def test_nothing_outside_the_library_asks_by_hasattr_or_reads_keras_privates():
              for path in (ROOT / folder).rglob("*.py")
              for n, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]
     assert not found, found
+
+
+def test_the_evaluation_point_of_schedule_free_is_its_average():
+    """Its evaluation point is the average x, to rounding the reference's, and its slot."""
+    init, grads = random_problem("float64", steps=9, seed=8, shapes=[(4,)])
+    kwargs = {"learning_rate": 0.05, "beta_1": 0.9, "beta_2": 0.99, "epsilon": 1e-3,
+              "decoupled_weight_decay": 0.0, "warmup_steps": 0}
+    optimizer = co.ScheduleFreeAdamW(**kwargs)
+    run_keras(optimizer, init, grads)
+    ref = reference.ScheduleFreeAdamW(**{**kwargs, "learning_rate": float(np.float32(0.05))})
+    run_reference(ref, init, grads)
+    x = capabilities.of(optimizer).evaluation_point(optimizer._trainable_variables)
+    np.testing.assert_allclose(x[0].numpy(), ref.evaluation_point()[0], rtol=1e-12)
+    np.testing.assert_array_equal(optimizer.x[0].numpy(), x[0].numpy())  # and in its slot
+
+
+def test_the_evaluation_point_is_the_same_while_the_weights_hold_it():
+    """Asked again while the weights hold x (a nested evaluation, a model saved at x), x
+    is the same: it comes from its slot, not from the weights."""
+    init, grads = random_problem("float64", steps=5, seed=6, shapes=[(3,)])
+    variables = [keras.Variable(w) for w in init]
+    optimizer = co.ScheduleFreeAdamW(learning_rate=0.1)
+    apply = tf.function(lambda g: optimizer.apply_gradients(zip(g, variables)))
+    for step in grads[:4]:
+        apply([tf.constant(g) for g in step])
+    x = optimizer.evaluation_point(variables)[0].numpy()
+    variables[0].assign(x)
+    np.testing.assert_array_equal(optimizer.evaluation_point(variables)[0].numpy(), x)
+    apply([tf.constant(g) for g in grads[4]])  # a new step: x moves on
+    assert not np.array_equal(optimizer.evaluation_point(variables)[0].numpy(), x)
+
+
+def test_schedule_free_with_beta_1_zero_keeps_x_in_its_step():
+    """β1 = 0 (y = z, which says nothing of x): x is still the average of the z's."""
+    init, grads = random_problem("float64", steps=5, seed=9, shapes=[(3,)])
+    optimizer = co.ScheduleFreeAdamW(learning_rate=0.1, beta_1=0.0)
+    y = run_keras(optimizer, init, grads)
+    ref = reference.ScheduleFreeAdamW(float(np.float32(0.1)), 0.0, 0.999, 1e-8, 0.0, 0)
+    params = run_reference(ref, init, grads)
+    np.testing.assert_allclose(y[0], params[0], rtol=1e-12)
+    np.testing.assert_allclose(optimizer.x[0].numpy(), ref.evaluation_point()[0], rtol=1e-12)
+    assert not np.allclose(optimizer.x[0].numpy(), y[0])
