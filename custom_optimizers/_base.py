@@ -9,6 +9,7 @@ written six times.
 from __future__ import annotations
 
 import functools
+import inspect
 import numbers
 
 import keras
@@ -16,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from custom_optimizers._checks import check_hyperparameter
+from custom_optimizers.rules import CLIP_THRESHOLD, LEARNING_RATE, check_clip_mode, interval
 
 # Relative slack, in units of the dtype's epsilon, before a norm counts as above u: Keras's
 # own norm clipping leaves norms up to ~1 eps above u (measured in float32 and float64).
@@ -38,7 +39,7 @@ def _learning_rate_argument(learning_rate):
         callable(learning_rate) and not isinstance(learning_rate, numbers.Real)
     ):
         return learning_rate
-    return check_hyperparameter("learning_rate", learning_rate)
+    return LEARNING_RATE.check(learning_rate)
 
 
 def clip_gradient(gradient, threshold, mode):
@@ -84,13 +85,58 @@ class LectureOptimizer(keras.optimizers.Optimizer):
     the same gradient as a single-device one.
     """
 
+    #: The rule this class implements (``custom_optimizers.rules.Rule``), declared with
+    #: ``class X(LectureOptimizer, rule=RULE)``: its hyperparameters (names, defaults,
+    #: ranges, meanings) make the class's signature, argument checks, attributes,
+    #: ``get_config`` and the Args table of its docstring, and its registry entry names
+    #: this class. Only ``build`` and ``update_step`` are written by hand.
+    rule = None
+    #: Arguments beyond the rule's hyperparameters (name -> (default, meaning)), e.g.
+    #: Muon's ``exclude_layers``: in the signature, ``get_config`` and the docstring,
+    #: checked by ``check_option``.
+    options: dict = {}
+    #: Attributes a subclass fixes (name -> value, e.g. AdamW's ``bias_correction=True``):
+    #: set on the class, not arguments; an old config that hands one back is accepted.
+    fixed: dict = {}
+    #: Capabilities (``custom_optimizers.capabilities``): where the model is evaluated
+    #: ("weights", or "x" with ``evaluation_point(variables)``, Schedule-Free's average);
+    #: hyperparameters the step reads in Python while it is traced, so that a new value
+    #: needs a new trace (never held in variables); the slot lists (attribute names) that
+    #: start as copies of the weights.
+    evaluates_at = "weights"
+    static_hyperparameters: tuple = ()
+    weight_slots: tuple = ()
+
     def __init__(self, learning_rate, clip_threshold=None, clip_mode="norm", **kwargs):
         learning_rate = _learning_rate_argument(learning_rate)
-        clip_threshold = check_hyperparameter("clip_threshold", clip_threshold)
-        clip_mode = check_hyperparameter("clip_mode", clip_mode)
+        if clip_threshold is not None:
+            clip_threshold = CLIP_THRESHOLD.check(clip_threshold)
+        clip_mode = check_clip_mode(clip_mode)
         super().__init__(learning_rate=learning_rate, **kwargs)
         self.clip_threshold = clip_threshold
         self.clip_mode = clip_mode
+
+    def __init_subclass__(cls, rule=None, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if rule is None:
+            return
+        cls.rule = rule
+        for name, value in cls.fixed.items():
+            setattr(cls, name, value)
+        cls.__init__ = _declared_init(cls)
+        cls.__doc__ = (cls.__doc__ or "").rstrip() + "\n\n" + arguments_table(cls)
+        keras.saving.register_keras_serializable(package="custom_optimizers")(cls)
+        rule.bind(cls)
+
+    def parameter_groups(self):
+        """``{group: [variable paths]}`` for an optimizer that updates groups of variables
+        differently (Muon), else None."""
+        return None
+
+    @classmethod
+    def check_option(cls, name, value):
+        """An option's value (``options``) as the class keeps it, or a one-line ValueError."""
+        return value
 
     def _prepare_gradient(self, gradient, variable):
         """The gradient as a dense tensor of the variable's dtype, clipped if asked.
@@ -151,7 +197,65 @@ class LectureOptimizer(keras.optimizers.Optimizer):
     def get_config(self):
         config = super().get_config()
         config.update({"clip_threshold": self.clip_threshold, "clip_mode": self.clip_mode})
+        if self.rule is not None:
+            config.update({hp.name: getattr(self, hp.name) for hp in self.rule.hyperparameters})
+            config.update({name: getattr(self, name) for name in self.options})
         return config
+
+
+def _declared_init(cls):
+    """``cls.__init__`` from its rule: ``(learning_rate, <hyperparameters>, <options>,
+    clip_threshold, clip_mode, name, **kwargs)`` with the rule's defaults, each argument
+    checked against its range and kept as an attribute of the same name."""
+    rule = cls.rule
+    keyword = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    options = {name: default for name, (default, _) in cls.options.items()}
+    defaults = {"learning_rate": rule.learning_rate, **rule.defaults(), **options,
+                "clip_threshold": None, "clip_mode": "norm", "name": rule.name}
+    signature = inspect.Signature(
+        [inspect.Parameter("self", keyword)]
+        + [inspect.Parameter(name, keyword, default=value) for name, value in defaults.items()]
+        + [inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD)])
+
+    def __init__(self, *args, **kwargs):
+        arguments = signature.bind(self, *args, **kwargs)
+        arguments.apply_defaults()
+        values = dict(arguments.arguments)
+        extra = values.pop("kwargs")
+        for name, value in type(self).fixed.items():
+            if name in extra and extra.pop(name) != value:
+                raise ValueError(f"{name} is fixed at {value!r} in {type(self).__name__}")
+        refusal = rule.base_weight_decay_refusal
+        if refusal and extra.get("weight_decay") is not None:
+            raise ValueError(f"weight_decay={extra['weight_decay']!r} is not valid for "
+                             f"{type(self).__name__}: {refusal}")
+        LectureOptimizer.__init__(self, values["learning_rate"], values["clip_threshold"],
+                                  values["clip_mode"], name=values["name"], **extra)
+        for hp in rule.hyperparameters:
+            setattr(self, hp.name, hp.check(values[hp.name]))
+        for name in type(self).options:
+            setattr(self, name, type(self).check_option(name, values[name]))
+
+    __init__.__signature__ = signature
+    __init__.__qualname__ = f"{cls.__qualname__}.__init__"
+    __init__.__doc__ = f"{cls.__name__}'s arguments: see the class docstring."
+    return __init__
+
+
+def arguments_table(cls) -> str:
+    """The Args section of a declared class's docstring, from its rule."""
+    rule = cls.rule
+    lines = ["Args:",
+             f"    learning_rate: η, default {rule.learning_rate!r}: a number in "
+             f"{interval(*LEARNING_RATE.range)}, a ``LearningRateSchedule`` or a callable."]
+    for hp in rule.hyperparameters:
+        kind = "true or false" if isinstance(hp.default, bool) else f"in {interval(*hp.range)}"
+        lines.append(f"    {hp.name}: {hp.doc}; default {hp.default!r}, {kind}.")
+    for name, (default, doc) in cls.options.items():
+        lines.append(f"    {name}: {doc}; default {default!r}.")
+    lines.append("    clip_threshold, clip_mode, **kwargs: see ``LectureOptimizer``.")
+    lines.append(f"    name: default {rule.name!r}.")
+    return "\n".join(lines)
 
 
 def as_dtype(value, dtype):

@@ -1,8 +1,9 @@
-"""Hyperparameter checks, free of TensorFlow so a config can be refused before it loads.
+"""Hyperparameter checks by name, free of TensorFlow (``custom_optimizers.RANGES``).
 
 The valid range of each hyperparameter is written once, in the rule registry
-(``custom_optimizers.rules``); ``RANGES`` gathers them by name, and the optimizers check
-their arguments with ``check_hyperparameter``.
+(``custom_optimizers.rules``); the optimizers check their arguments with their own rule
+(``LectureOptimizer``). ``RANGES`` gathers the ranges by name for a caller that has a name
+and no rule, and ``check_hyperparameter`` checks against it.
 """
 
 from __future__ import annotations

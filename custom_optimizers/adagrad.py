@@ -1,14 +1,12 @@
 """AdaGrad: per-weight learning rates from the running sum of squared gradients."""
 
-import keras
 from keras import ops
 
 from custom_optimizers._base import AdaptiveLectureOptimizer, step_divide
-from custom_optimizers._checks import check_hyperparameter
+from custom_optimizers.rules.adagrad import RULE
 
 
-@keras.saving.register_keras_serializable(package="custom_optimizers")
-class AdaGrad(AdaptiveLectureOptimizer):
+class AdaGrad(AdaptiveLectureOptimizer, rule=RULE):
     r"""AdaGrad: ``r <- r + g*g; W <- W - lr / (delta + sqrt(r)) * g``.
 
     Formula card (lecture: "AdaGrad")::
@@ -23,17 +21,7 @@ class AdaGrad(AdaptiveLectureOptimizer):
       epsilon sits inside the root (``lr * g / sqrt(acc + eps)``): the two agree when
       Keras has ``initial_accumulator_value=0`` and both epsilons are 0. PyTorch places
       δ as the lecture does.
-
-    Args:
-        learning_rate: ε, the global learning rate.
-        epsilon: δ, keeps the first steps finite.
-        clip_threshold, clip_mode, **kwargs: see ``LectureOptimizer``.
     """
-
-    def __init__(self, learning_rate=0.05, epsilon=1e-7, clip_threshold=None, clip_mode="norm",
-                 name="adagrad", **kwargs):
-        super().__init__(learning_rate, clip_threshold, clip_mode, name=name, **kwargs)
-        self.epsilon = check_hyperparameter("epsilon", epsilon)
 
     def build(self, var_list):
         if self.built:
@@ -53,11 +41,6 @@ class AdaGrad(AdaptiveLectureOptimizer):
         return [
             ops.cast(lr, r.dtype) / (ops.sqrt(r) + self.epsilon) for r in self.accumulators
         ]
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"epsilon": self.epsilon})
-        return config
 
 
 def _adagrad_kernel(w, r, g, lr, delta, guard_zero):

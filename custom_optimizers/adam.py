@@ -1,15 +1,13 @@
 """Adam: RMSProp plus momentum, with bias correction of both moving averages."""
 
-import keras
 from keras import ops
 
 from custom_optimizers._base import (AdaptiveLectureOptimizer, as_dtype, moving_average,
                                      step_divide)
-from custom_optimizers._checks import check_hyperparameter
+from custom_optimizers.rules.adam import RULE
 
 
-@keras.saving.register_keras_serializable(package="custom_optimizers")
-class Adam(AdaptiveLectureOptimizer):
+class Adam(AdaptiveLectureOptimizer, rule=RULE):
     r"""Adam: ``W <- W - lr / (delta + sqrt(r/(1-b2**t))) * v/(1-b1**t)``.
 
     Formula card (lecture: "Adam: RMSProp + Momentum", "Bias Correction")::
@@ -28,28 +26,7 @@ class Adam(AdaptiveLectureOptimizer):
     * Differs from ``keras.optimizers.Adam``, which folds the correction into the
       learning rate and adds its epsilon to the uncorrected ``sqrt(r)`` ("epsilon hat"):
       the two agree when both epsilons are 0. PyTorch places δ as the lecture does.
-
-    Args:
-        learning_rate: ε.
-        beta_1: ρ1, decay of the first-moment average, in [0, 1).
-        beta_2: ρ2, decay of the second-moment average, in [0, 1).
-        epsilon: δ.
-        bias_correction: divide the averages by ``1 - ρ^t`` (default True).
-        clip_threshold, clip_mode, **kwargs: see ``LectureOptimizer``.
     """
-
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
-                 bias_correction=True, clip_threshold=None, clip_mode="norm", name="adam",
-                 **kwargs):
-        super().__init__(learning_rate, clip_threshold, clip_mode, name=name, **kwargs)
-        self.beta_1 = check_hyperparameter("beta_1", beta_1)
-        self.beta_2 = check_hyperparameter("beta_2", beta_2)
-        self.epsilon = check_hyperparameter("epsilon", epsilon)
-        if not isinstance(bias_correction, bool):
-            raise ValueError(
-                f"bias_correction must be true or false, got {bias_correction!r}"
-            )
-        self.bias_correction = bias_correction
 
     def build(self, var_list):
         if self.built:
@@ -76,16 +53,6 @@ class Adam(AdaptiveLectureOptimizer):
             second = ops.rsqrt(1.0 - ops.power(b2, t)) if self.bias_correction else 1.0
             rates.append(ops.cast(lr, r.dtype) / (ops.sqrt(r) * second + self.epsilon))
         return rates
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({
-            "beta_1": self.beta_1,
-            "beta_2": self.beta_2,
-            "epsilon": self.epsilon,
-            "bias_correction": self.bias_correction,
-        })
-        return config
 
 
 def _adam_kernel(w, v, r, g, b1, one_minus_b1, b2, one_minus_b2, step_scale, delta,

@@ -1,15 +1,13 @@
 """AdamW: decoupled weight decay, then the lecture's Adam (Loshchilov & Hutter 2019)."""
 
-import keras
 from keras import ops
 
 from custom_optimizers._base import as_dtype
-from custom_optimizers._checks import check_hyperparameter
 from custom_optimizers.adam import Adam
+from custom_optimizers.rules.adamw import RULE
 
 
-@keras.saving.register_keras_serializable(package="custom_optimizers")
-class AdamW(Adam):
+class AdamW(Adam, rule=RULE):
     r"""AdamW: ``W <- W (1 - lr*lambda)``, then Adam's ``W -= lr / (delta + sqrt(r̂)) * v̂``.
 
     Formula card (Loshchilov & Hutter 2019, "Decoupled Weight Decay Regularization";
@@ -31,22 +29,9 @@ class AdamW(Adam):
       ``weight_decay`` is still there, as for every rule, applied before it.
     * Differs from ``keras.optimizers.AdamW(ε, weight_decay=λ, ρ1, ρ2, epsilon=δ)`` only
       where Adam's twin does: Keras adds its epsilon to the uncorrected sqrt(r).
-
-    Args:
-        learning_rate: ε.
-        beta_1, beta_2, epsilon: as in ``Adam``.
-        decoupled_weight_decay: λ >= 0; the weights shrink by the factor ``1 - ελ`` per step.
-        clip_threshold, clip_mode, **kwargs: see ``LectureOptimizer``.
     """
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
-                 decoupled_weight_decay=0.01, clip_threshold=None, clip_mode="norm",
-                 name="adamw", **kwargs):
-        kwargs.pop("bias_correction", None)  # always on (from_config hands it back)
-        super().__init__(learning_rate, beta_1, beta_2, epsilon, True, clip_threshold,
-                         clip_mode, name=name, **kwargs)
-        self.decoupled_weight_decay = check_hyperparameter(
-            "decoupled_weight_decay", decoupled_weight_decay)
+    fixed = {"bias_correction": True}  # Adam's update with its bias correction, always
 
     def update_step(self, gradient, variable, learning_rate):
         """``W *= 1 - ελ``, then Adam's ``update_step`` (its ``_run_kernel``).
@@ -57,12 +42,6 @@ class AdamW(Adam):
         """
         decoupled_decay(self, variable, ops.cast(learning_rate, variable.dtype))
         super().update_step(gradient, variable, learning_rate)
-
-    def get_config(self):
-        config = super().get_config()
-        config.pop("bias_correction")
-        config["decoupled_weight_decay"] = self.decoupled_weight_decay
-        return config
 
 
 def decoupled_decay(opt, variable, lr):

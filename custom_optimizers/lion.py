@@ -1,14 +1,12 @@
 """Lion: the sign of an interpolated momentum (Chen et al. 2023)."""
 
-import keras
 from keras import ops
 
 from custom_optimizers._base import LectureOptimizer, moving_average
-from custom_optimizers._checks import check_hyperparameter
+from custom_optimizers.rules.lion import RULE
 
 
-@keras.saving.register_keras_serializable(package="custom_optimizers")
-class Lion(LectureOptimizer):
+class Lion(LectureOptimizer, rule=RULE):
     r"""Lion: ``u <- sign(b1*m + (1-b1)*g); W <- W - lr*u; m <- b2*m + (1-b2)*g``.
 
     Formula card (Chen et al. 2023, "Symbolic Discovery of Optimization Algorithms")::
@@ -28,19 +26,7 @@ class Lion(LectureOptimizer):
       second moment, half of Adam's state.
     * Equal to ``keras.optimizers.Lion(η, β1, β2)`` (the same three lines), which refuses
       β1 = 0.
-
-    Args:
-        learning_rate: η.
-        beta_1: β1, weight of the momentum in the update direction, in [0, 1).
-        beta_2: β2, decay of the momentum, in [0, 1).
-        clip_threshold, clip_mode, **kwargs: see ``LectureOptimizer``.
     """
-
-    def __init__(self, learning_rate=3e-4, beta_1=0.9, beta_2=0.99, clip_threshold=None,
-                 clip_mode="norm", name="lion", **kwargs):
-        super().__init__(learning_rate, clip_threshold, clip_mode, name=name, **kwargs)
-        self.beta_1 = check_hyperparameter("beta_1", beta_1)
-        self.beta_2 = check_hyperparameter("beta_2", beta_2)
 
     def build(self, var_list):
         if self.built:
@@ -54,11 +40,6 @@ class Lion(LectureOptimizer):
         m = self.momentums[self._get_variable_index(variable)]
         self._run_kernel(_lion_kernel, variable, (m,), gradient, lr, self.beta_1,
                          1.0 - self.beta_1, self.beta_2, 1.0 - self.beta_2)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"beta_1": self.beta_1, "beta_2": self.beta_2})
-        return config
 
 
 def _lion_kernel(w, m, g, lr, b1, one_minus_b1, b2, one_minus_b2):

@@ -5,11 +5,10 @@ import tensorflow as tf
 from keras import ops
 
 from custom_optimizers._base import LectureOptimizer, as_dtype
-from custom_optimizers._checks import check_hyperparameter
+from custom_optimizers.rules.momentum import RULE
 
 
-@keras.saving.register_keras_serializable(package="custom_optimizers")
-class Momentum(LectureOptimizer):
+class Momentum(LectureOptimizer, rule=RULE):
     r"""Gradient descent with momentum, EMA form: ``v <- a*v + (1-a)*g; W <- W - lr*v``.
 
     Formula card (lecture: "New gradient descent with momentum")::
@@ -25,19 +24,10 @@ class Momentum(LectureOptimizer):
       ``m*v - lr*g`` (a sum, not an average): for a constant learning rate,
       ``Momentum(η, α) == keras.optimizers.SGD(learning_rate=η*(1-α), momentum=α)``.
       PyTorch's buffer is this ``v / (1-α)``.
-
-    Args:
-        learning_rate: η.
-        momentum: α.
-        clip_threshold, clip_mode, **kwargs: see ``LectureOptimizer``.
     """
 
     nesterov = False  # Nesterov sets it: the same state, a step one momentum step ahead
 
-    def __init__(self, learning_rate=0.1, momentum=0.9, clip_threshold=None, clip_mode="norm",
-                 name="momentum", **kwargs):
-        super().__init__(learning_rate, clip_threshold, clip_mode, name=name, **kwargs)
-        self.momentum = check_hyperparameter("momentum", momentum)
 
     def build(self, var_list):
         if self.built:
@@ -65,7 +55,3 @@ class Momentum(LectureOptimizer):
             use_nesterov=self.nesterov,
         )
 
-    def get_config(self):
-        config = super().get_config()
-        config.update({"momentum": self.momentum})
-        return config

@@ -2,18 +2,16 @@
 
 import re
 
-import keras
 from keras import ops
 
 from custom_optimizers._base import LectureOptimizer, as_dtype, moving_average
-from custom_optimizers._checks import check_hyperparameter
 from custom_optimizers.adam import adam_step
 from custom_optimizers.adamw import decoupled_decay
-from custom_optimizers.rules.muon import NS_COEFFICIENTS, NS_EPSILON, NS_STEPS, update_scale
+from custom_optimizers.rules.muon import (NS_COEFFICIENTS, NS_EPSILON, NS_STEPS, RULE,
+                                          update_scale)
 
 
-@keras.saving.register_keras_serializable(package="custom_optimizers")
-class Muon(LectureOptimizer):
+class Muon(LectureOptimizer, rule=RULE):
     r"""Muon: ``W <- W(1 - lr*lambda) - lr * s * NS5((1-mu) g + mu m)`` on 2-D weights.
 
     Formula card (Jordan et al. 2024, "Muon: an optimizer for hidden layers"; the update
@@ -40,38 +38,21 @@ class Muon(LectureOptimizer):
       (as Jordan's code, for GPU speed): that rounding alone puts torch ~0.5% of the
       distance travelled away from this rule and from ``keras.optimizers.Muon`` after 60
       float32 steps (docs/formulas.md).
-
-    Args:
-        learning_rate: η.
-        momentum: μ, in [0, 1).
-        nesterov: orthogonalise the Nesterov look-ahead ``(1-μ) g + μ m`` (default True).
-        match_rms_adamw: the Moonlight scale (default True) or Jordan's original.
-        beta_1, beta_2, epsilon: the AdamW path's, as in ``Adam``.
-        decoupled_weight_decay: λ >= 0, for both paths.
-        exclude_layers: regular expressions; a variable whose path matches one takes AdamW.
-        exclude_embeddings: a variable whose path contains "embedding" takes AdamW.
-        clip_threshold, clip_mode, **kwargs: see ``LectureOptimizer``.
     """
 
-    def __init__(self, learning_rate=0.001, momentum=0.95, nesterov=True,
-                 match_rms_adamw=True, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
-                 decoupled_weight_decay=0.1, exclude_layers=("logits",),
-                 exclude_embeddings=True, clip_threshold=None, clip_mode="norm", name="muon",
-                 **kwargs):
-        super().__init__(learning_rate, clip_threshold, clip_mode, name=name, **kwargs)
-        self.momentum = check_hyperparameter("momentum", momentum)
-        self.beta_1 = check_hyperparameter("beta_1", beta_1)
-        self.beta_2 = check_hyperparameter("beta_2", beta_2)
-        self.epsilon = check_hyperparameter("epsilon", epsilon)
-        self.decoupled_weight_decay = check_hyperparameter(
-            "decoupled_weight_decay", decoupled_weight_decay)
-        for flag, value in (("nesterov", nesterov), ("match_rms_adamw", match_rms_adamw),
-                            ("exclude_embeddings", exclude_embeddings)):
-            if not isinstance(value, bool):
-                raise ValueError(f"{flag} must be true or false, got {value!r}")
-        self.nesterov, self.match_rms_adamw = nesterov, match_rms_adamw
-        self.exclude_embeddings = exclude_embeddings
-        self.exclude_layers = list(exclude_layers or ())
+    options = {
+        "exclude_layers": (("logits",), "regular expressions; a variable whose path matches "
+                                        "one takes AdamW"),
+        "exclude_embeddings": (True, "a variable whose path contains \"embedding\" takes AdamW"),
+    }
+
+    @classmethod
+    def check_option(cls, name, value):
+        if name == "exclude_layers":
+            return list(value or ())
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be true or false, got {value!r}")
+        return value
 
     def uses_adamw(self, variable):
         """Whether ``variable`` takes the AdamW step (see the class docstring)."""
@@ -81,6 +62,9 @@ class Muon(LectureOptimizer):
         if self.exclude_embeddings and "embedding" in path.lower():
             return True
         return any(re.search(pattern, path) for pattern in self.exclude_layers)
+
+    def parameter_groups(self):
+        return self.update_paths()
 
     def update_paths(self):
         """``{"muon": [paths], "adamw": [paths]}`` of the variables this optimizer updates."""
@@ -116,16 +100,6 @@ class Muon(LectureOptimizer):
         update = moving_average(m, gradient, mu, one_minus_mu) if self.nesterov else m
         scale = update_scale(tuple(variable.shape), self.match_rms_adamw)
         self.assign_sub(variable, ops.multiply(newton_schulz(update), lr * scale))
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"momentum": self.momentum, "nesterov": self.nesterov,
-                       "match_rms_adamw": self.match_rms_adamw, "beta_1": self.beta_1,
-                       "beta_2": self.beta_2, "epsilon": self.epsilon,
-                       "decoupled_weight_decay": self.decoupled_weight_decay,
-                       "exclude_layers": self.exclude_layers,
-                       "exclude_embeddings": self.exclude_embeddings})
-        return config
 
 
 def newton_schulz(u):

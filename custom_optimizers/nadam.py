@@ -2,20 +2,18 @@
 
 import math
 
-import keras
 from keras import ops
 
 from custom_optimizers._base import moving_average, step_divide
-from custom_optimizers._checks import check_hyperparameter
 from custom_optimizers.adam import Adam
+from custom_optimizers.rules.nadam import RULE
 
 # Terms of the series for log Π(1 - 0.5 q^i) (see ``_momentum_products``): the k-th term is
 # at most t 0.5^k / k, below 1e-16 of the sum for k > 60 while the product is above 1e-300.
 _SERIES_TERMS = 64
 
 
-@keras.saving.register_keras_serializable(package="custom_optimizers")
-class NAdam(Adam):
+class NAdam(Adam, rule=RULE):
     r"""NAdam: Adam whose momentum looks one step ahead, with a warming-up momentum.
 
     Formula card (Dozat 2016, "Incorporating Nesterov Momentum into Adam"; as PyTorch's
@@ -44,23 +42,10 @@ class NAdam(Adam):
     * Composed from ``Adam`` where the math is Adam's: the hyperparameters ρ1, ρ2, δ and
       their checks, the state v and r, and ``effective_learning_rates`` (Adam's with bias
       correction, which is always on here). The step and the config are its own.
-
-    Args:
-        learning_rate: ε.
-        beta_1: ρ1, decay of the first-moment average and the momentum's limit, in [0, 1).
-        beta_2: ρ2, decay of the second-moment average, in [0, 1).
-        epsilon: δ.
-        momentum_decay: ψ >= 0, how fast the momentum schedule reaches ρ1.
-        clip_threshold, clip_mode, **kwargs: see ``LectureOptimizer``.
     """
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
-                 momentum_decay=0.004, clip_threshold=None, clip_mode="norm", name="nadam",
-                 **kwargs):
-        super().__init__(learning_rate, beta_1, beta_2, epsilon, bias_correction=True,
-                         clip_threshold=clip_threshold, clip_mode=clip_mode, name=name,
-                         **kwargs)
-        self.momentum_decay = check_hyperparameter("momentum_decay", momentum_decay)
+    fixed = {"bias_correction": True}  # Adam's update with its bias correction, always
+    static_hyperparameters = ("momentum_decay",)  # `if log_q == 0.0`, in Python
 
     def _momentum(self, t):
         """μ(t) = ρ1 (1 - 0.5 · 0.96^(ψ t)), float64."""
@@ -105,12 +90,6 @@ class NAdam(Adam):
                          ahead, now, lr / second, self.epsilon / second,
                          guard_zero=self._guard_zero(self.epsilon, variable.dtype,
                                                      (1.0 - self.beta_2) ** 0.5))
-
-    def get_config(self):
-        config = super().get_config()
-        del config["bias_correction"]  # always on: not an argument of NAdam
-        config["momentum_decay"] = self.momentum_decay
-        return config
 
 
 def _nadam_kernel(w, v, r, g, b1, one_minus_b1, b2, one_minus_b2, ahead, now, step_scale,

@@ -1,12 +1,10 @@
 """Nesterov momentum in the lecture's EMA form, rewritten to need only g at W."""
 
-import keras
-
 from custom_optimizers.momentum import Momentum
+from custom_optimizers.rules.nesterov import RULE
 
 
-@keras.saving.register_keras_serializable(package="custom_optimizers")
-class Nesterov(Momentum):
+class Nesterov(Momentum, rule=RULE):
     r"""Nesterov momentum: ``v <- a*v + (1-a)*g; W <- W - lr*(a*v + (1-a)*g)``.
 
     Formula card (lecture: "a modification of momentum called Nesterov momentum")::
@@ -24,16 +22,7 @@ class Nesterov(Momentum):
       (default 0.9).
     * ``Nesterov(η, α) == keras.optimizers.SGD(η*(1-α), α, nesterov=True)`` for a
       constant learning rate.
-
-    Args:
-        learning_rate: η.
-        momentum: α.
-        clip_threshold, clip_mode, **kwargs: see ``LectureOptimizer``.
     """
 
     nesterov = True
 
-    def __init__(self, learning_rate=0.1, momentum=0.9, clip_threshold=None, clip_mode="norm",
-                 name="nesterov", **kwargs):
-        super().__init__(learning_rate, momentum, clip_threshold, clip_mode, name=name,
-                         **kwargs)

@@ -1,14 +1,12 @@
 """RMSProp: AdaGrad with an exponentially weighted average of squared gradients."""
 
-import keras
 from keras import ops
 
 from custom_optimizers._base import AdaptiveLectureOptimizer, moving_average, step_divide
-from custom_optimizers._checks import check_hyperparameter
+from custom_optimizers.rules.rmsprop import RULE
 
 
-@keras.saving.register_keras_serializable(package="custom_optimizers")
-class RMSProp(AdaptiveLectureOptimizer):
+class RMSProp(AdaptiveLectureOptimizer, rule=RULE):
     r"""RMSProp: ``r <- rho*r + (1-rho)*g*g; W <- W - lr / (delta + sqrt(r)) * g``.
 
     Formula card (lecture: "RMSProp")::
@@ -23,19 +21,7 @@ class RMSProp(AdaptiveLectureOptimizer):
     * Differs from ``keras.optimizers.RMSprop``, whose epsilon sits inside the root
       (``lr * g / sqrt(r + eps)``): the two agree when both epsilons are 0 (and Keras's
       ``momentum=0``, ``centered=False``).
-
-    Args:
-        learning_rate: ε, the global learning rate.
-        rho: ρ, the decay of the squared-gradient average.
-        epsilon: δ.
-        clip_threshold, clip_mode, **kwargs: see ``LectureOptimizer``.
     """
-
-    def __init__(self, learning_rate=0.001, rho=0.9, epsilon=1e-7, clip_threshold=None,
-                 clip_mode="norm", name="rmsprop", **kwargs):
-        super().__init__(learning_rate, clip_threshold, clip_mode, name=name, **kwargs)
-        self.rho = check_hyperparameter("rho", rho)
-        self.epsilon = check_hyperparameter("epsilon", epsilon)
 
     def build(self, var_list):
         if self.built:
@@ -54,11 +40,6 @@ class RMSProp(AdaptiveLectureOptimizer):
     def effective_learning_rates(self):
         lr = self._get_current_learning_rate()
         return [ops.cast(lr, r.dtype) / (ops.sqrt(r) + self.epsilon) for r in self.velocities]
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"rho": self.rho, "epsilon": self.epsilon})
-        return config
 
 
 def _rmsprop_kernel(w, r, g, lr, rho, one_minus_rho, delta, guard_zero):

@@ -5,10 +5,10 @@ import tensorflow as tf
 from keras import ops
 
 from custom_optimizers._base import LectureOptimizer
+from custom_optimizers.rules.sgd import RULE
 
 
-@keras.saving.register_keras_serializable(package="custom_optimizers")
-class SGD(LectureOptimizer):
+class SGD(LectureOptimizer, rule=RULE):
     r"""Gradient descent: ``W <- W - lr * g``.
 
     Formula card (lecture: "Old gradient descent")::
@@ -19,15 +19,7 @@ class SGD(LectureOptimizer):
     * Same as ``keras.optimizers.SGD(learning_rate)`` with ``momentum=0``.
     * A sparse gradient (``tf.IndexedSlices``) is applied sparsely with a scatter, which
       is exact here because the rule has no state to decay.
-
-    Args:
-        learning_rate: η.
-        clip_threshold, clip_mode, **kwargs: see ``LectureOptimizer``.
     """
-
-    def __init__(self, learning_rate=0.1, clip_threshold=None, clip_mode="norm", name="sgd",
-                 **kwargs):
-        super().__init__(learning_rate, clip_threshold, clip_mode, name=name, **kwargs)
 
     def build(self, var_list):
         if self.built:

@@ -8,6 +8,7 @@ import pytest
 
 import custom_optimizers
 from custom_optimizers import reference, rules
+from experiments.core import registry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,7 +34,7 @@ class OptimizerCase:
 
 
 OPTIMIZER_CASES = tuple(
-    OptimizerCase(rule.name, rule.load_class(), dict(rule.test_arguments))
+    OptimizerCase(rule.name, rule.load_class(), dict(registry.lab(rule.name).test_arguments))
     for rule in rules.all_rules()
 )
 

@@ -32,7 +32,7 @@ def cfg(*overrides):
 # ------------------------------------------------------------------------- sampler
 def test_sampler_is_reproducible_and_inside_the_search_space():
     for rule in registry.rules():
-        space = rule.search_space
+        space = registry.lab(rule.name).search_space
         a = benchmark.sample(space, 6, 3, "digits_mlp", 1)
         assert a == benchmark.sample(space, 6, 3, "digits_mlp", 1)
         assert a != benchmark.sample(space, 6, 3, "digits_mlp", 2)
@@ -46,11 +46,11 @@ def test_sampler_is_reproducible_and_inside_the_search_space():
 
 
 def test_sampler_scales():
-    dim = registry.rule("momentum").search_space["momentum"]  # log1m
+    dim = registry.lab("momentum").search_space["momentum"]  # log1m
     assert dim.scale == "log1m"
     assert benchmark.to_value(0.0, dim) == pytest.approx(1 - dim.low)
     assert benchmark.to_value(1.0, dim) == pytest.approx(1 - dim.high)
-    lr = registry.rule("sgd").search_space["learning_rate"]  # log
+    lr = registry.lab("sgd").search_space["learning_rate"]  # log
     mid = benchmark.to_value(0.5, lr)
     assert mid == pytest.approx(math.sqrt(lr.low * lr.high))
     # many points spread evenly over the decades (quasi-random, not clumped)
@@ -76,13 +76,13 @@ def test_rules_share_each_study_in_quantile_space():
         for trial in range(4):
             sgd, mom, adam = (by[(o, study, trial)] for o in ("sgd", "momentum", "adam"))
             assert sgd.seed == mom.seed == adam.seed
-            u = [quantile(s.hp["learning_rate"], s.optimizer.rule.search_space["learning_rate"])
+            u = [quantile(s.hp["learning_rate"], s.optimizer.search_space["learning_rate"])
                  for s in (sgd, mom, adam)]
             assert u == pytest.approx([u[0]] * 3, abs=1e-9)
             # the second coordinate: momentum's α and Adam's β1 (both log1m)
-            assert quantile(mom.hp["momentum"], mom.optimizer.rule.search_space["momentum"]) \
+            assert quantile(mom.hp["momentum"], mom.optimizer.search_space["momentum"]) \
                 == pytest.approx(quantile(adam.hp["beta_1"],
-                                          adam.optimizer.rule.search_space["beta_1"]), abs=1e-9)
+                                          adam.optimizer.search_space["beta_1"]), abs=1e-9)
     seeds = {(s.study, s.trial): s.seed for s in specs}
     assert len(set(seeds.values())) == 8  # a fresh seed per study and trial
 
@@ -310,8 +310,9 @@ def test_an_optimizer_that_cannot_take_variables_is_retraced_with_the_same_resul
 
 
 def test_an_evaluation_point_is_evaluated_and_the_weights_restored(monkeypatch):
-    """An optimizer with evaluation_point(variables) is evaluated there (here: the zero
-    weights, where the logistic regression's loss is ln 2), and trains on its weights."""
+    """An optimizer that declares an evaluation point (``evaluates_at`` and
+    ``evaluation_point(variables)``) is evaluated there (here: the zero weights, where the
+    logistic regression's loss is ln 2), and trains on its weights."""
     import keras
 
     from experiments.benchmark.engine import Engine
@@ -321,6 +322,7 @@ def test_an_evaluation_point_is_evaluated_and_the_weights_restored(monkeypatch):
     monkeypatch.setattr(cls, "evaluation_point",
                         lambda self, variables: [keras.ops.zeros_like(v) for v in variables],
                         raising=False)
+    monkeypatch.setattr(cls, "evaluates_at", "zero")
     w = benchmark.load_workload("breast_cancer_logreg")
     w.target = None
     opt = benchmark.select_optimizers(["sgd"])
@@ -460,7 +462,7 @@ def test_twin_defaults_and_exact_pairs_follow_the_registry():
     assert names[:2] == ["sgd", "keras_sgd"] and len(names) == len(set(names))
     for o in opts:
         hp = o.defaults()
-        assert set(hp) >= set(o.rule.search_space)
+        assert set(hp) >= set(o.search_space)
         if o.implementation == "keras":
             # the twin's fixed values (NAdam's psi) are in force, so it is never refused
             assert o.rule.keras_refusal(hp) is None, o.name

@@ -43,7 +43,7 @@ def test_every_landscape_has_a_config_and_composes():
         assert list(optimizers) == list(registry.optimizer_names())
         for option, conf in optimizers.items():  # a pair shares the landscape's rate
             rate = cfg.landscape.learning_rates.get(
-                conf["name"], registry.rule(conf["name"]).landscape_learning_rate)
+                conf["name"], registry.lab(conf["name"]).landscape_learning_rate)
             assert conf["learning_rate"] == rate, option
             assert conf["implementation"] == ("keras" if option.startswith("keras_") else "custom")
 

@@ -21,6 +21,7 @@ import pytest
 import tensorflow as tf
 
 from custom_optimizers import rules
+from experiments.core import registry
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -310,7 +311,7 @@ def test_mirrored_strategy_matches_single_device(tmp_path):
     """Two logical CPUs in a subprocess (they must be set before TF starts): the update
     equals the single-device one, clipping included (it acts on the summed gradient; a
     clip of each replica's half before summing would differ, as u is always exceeded)."""
-    cases = {rule.load_class().__name__: {**rule.test_arguments, "clip_threshold": 0.5}
+    cases = {rule.load_class().__name__: {**registry.lab(rule.name).test_arguments, "clip_threshold": 0.5}
              for rule in rules.all_rules()}
     script = tmp_path / "distributed.py"
     script.write_text(DISTRIBUTED_SCRIPT)

@@ -26,62 +26,12 @@ import tensorflow as tf
 
 import custom_optimizers as co
 from custom_optimizers import reference, rules
+from experiments.core import registry
+from helpers import (FLOAT64_SAME_LR_TOLERANCE, QUADRATIC_MIN, TOLERANCE, assert_weights_close,
+                     check_against_reference, float32_rounded, max_abs_deviation, minimize,
+                     quadratic, random_problem, rosenbrock, run_keras, run_reference)
 
-SHAPES = [(), (3,), (4, 5), (2, 3, 2)]
-STEPS = 50
 DTYPES = ["float32", "float64"]
-# (rtol, atol) per variable dtype against the reference with the exact learning rate.
-TOLERANCE = {"float32": (1e-5, 1e-5), "float64": (1e-7, 1e-7)}
-# float64 against the reference fed the same float32-rounded learning rate Keras uses.
-FLOAT64_SAME_LR_TOLERANCE = 1e-12
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def random_problem(dtype, steps=STEPS, seed=0, scale=3.0, shapes=SHAPES):
-    """Initial weights and ``steps`` lists of random gradients, one per shape."""
-    rng = np.random.default_rng(seed)
-    init = [rng.normal(size=s).astype(dtype) for s in shapes]
-    grads = [[(scale * rng.normal(size=s)).astype(dtype) for s in shapes] for _ in range(steps)]
-    return init, grads
-
-
-def run_keras(optimizer, init, grads, compiled=True, jit_compile=False):
-    """Apply ``grads`` step by step with ``optimizer``; return the final weights.
-    ``compiled``: each step in ``tf.function`` (with XLA if ``jit_compile``)."""
-    variables = [keras.Variable(w, dtype=w.dtype) for w in init]
-    optimizer.build(variables)
-
-    def apply(step_grads):
-        optimizer.apply_gradients(zip(step_grads, variables))
-
-    apply = tf.function(apply, jit_compile=jit_compile) if compiled else apply
-    for step_grads in grads:
-        apply([tf.constant(g) for g in step_grads])
-    return [v.numpy() for v in variables]
-
-
-def run_reference(ref, init, grads):
-    params = [np.asarray(w, np.float64) for w in init]
-    for step_grads in grads:
-        params = ref.step(params, [np.asarray(g, np.float64) for g in step_grads])
-    return params
-
-
-def assert_weights_close(actual, expected, rtol, atol):
-    for a, e in zip(actual, expected):
-        np.testing.assert_allclose(np.asarray(a, np.float64), e, rtol=rtol, atol=atol)
-
-
-def max_abs_deviation(actual, expected):
-    return max(
-        float(np.max(np.abs(np.asarray(a, np.float64) - e))) for a, e in zip(actual, expected)
-    )
-
-
-def float32_rounded(value):
-    return float(np.float32(value))
 
 
 # ------------------------------------------------------------ against the reference
@@ -89,21 +39,8 @@ def float32_rounded(value):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_matches_numpy_reference(optimizer_case, dtype):
-    init, grads = random_problem(dtype)
-    actual = run_keras(optimizer_case.make(), init, grads)
-    for a, w in zip(actual, init):
-        assert a.dtype == np.dtype(dtype) and a.shape == w.shape
-
-    rtol, atol = TOLERANCE[dtype]
-    expected = run_reference(optimizer_case.reference(), init, grads)
-    assert_weights_close(actual, expected, rtol, atol)
-    # The weights moved far more than the tolerance: the comparison means something.
-    assert max_abs_deviation(init, expected) > 1e3 * atol
-
-    if dtype == "float64":
-        lr = float32_rounded(optimizer_case.kwargs["learning_rate"])
-        same_lr = run_reference(optimizer_case.reference(learning_rate=lr), init, grads)
-        assert_weights_close(actual, same_lr, FLOAT64_SAME_LR_TOLERANCE, FLOAT64_SAME_LR_TOLERANCE)
+    check_against_reference(optimizer_case.cls, reference.BY_NAME[optimizer_case.name],
+                            optimizer_case.kwargs, dtype)
 
 
 @pytest.mark.parametrize("clip_mode", ["norm", "sign"])
@@ -292,7 +229,7 @@ TWINS = {rule.name: rule for rule in rules.all_rules()
 def twin_pair(rule):
     """(custom optimizer, its Keras twin) under the rule's translation, with the settings
     under which the two compute the same numbers (``KerasTwin.equal_when``)."""
-    hp = {**rule.test_arguments, **rule.keras.fixed, **rule.keras.equal_when}
+    hp = {**registry.lab(rule.name).test_arguments, **rule.keras.fixed, **rule.keras.equal_when}
     class_name, kwargs = rule.keras_arguments(hp)
     return rule.load_class()(**hp), getattr(keras.optimizers, class_name)(**kwargs)
 
@@ -676,19 +613,6 @@ def test_rmsprop_and_adam_effective_learning_rates_can_rise(make):
 
 # ------------------------------------------------------------------------ convergence
 
-QUADRATIC_A = np.array([[3.0, 1.0], [1.0, 2.0]])  # symmetric positive definite
-QUADRATIC_MIN = np.array([1.0, -2.0])
-
-
-def quadratic(w):
-    d = w - tf.constant(QUADRATIC_MIN)
-    return 0.5 * tf.reduce_sum(d * tf.linalg.matvec(tf.constant(QUADRATIC_A), d))
-
-
-def rosenbrock(w):
-    return (1.0 - w[0]) ** 2 + 100.0 * (w[1] - w[0] ** 2) ** 2
-
-
 # name: (arguments, steps) chosen per optimizer; the tolerance is the same for all.
 QUADRATIC_RUNS = {  # from (4, 3) to within 1e-3 of (1, -2)
     "sgd": ({"learning_rate": 0.2}, 100),
@@ -707,22 +631,6 @@ ROSENBROCK_RUNS = {  # from (-1.2, 1) to within 2e-2 of (1, 1)
     "rmsprop": ({"learning_rate": 1e-3, "rho": 0.9}, 7000),
     "adam": ({"learning_rate": 2e-2, "beta_1": 0.9, "beta_2": 0.999}, 3000),
 }
-
-
-def minimize(optimizer, loss, start, steps):
-    w = keras.Variable(np.array(start, np.float64))
-    optimizer.build([w])
-
-    @tf.function
-    def train(n):
-        for _ in tf.range(n):
-            with tf.GradientTape() as tape:
-                value = loss(w.value)
-            optimizer.apply_gradients([(tape.gradient(value, w.value), w)])
-
-    train(tf.constant(steps))
-    assert int(optimizer.iterations.numpy()) == steps
-    return w.numpy()
 
 
 @pytest.mark.parametrize("name", list(QUADRATIC_RUNS))

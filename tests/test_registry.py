@@ -4,13 +4,12 @@ descriptions agree with the classes, the references and ``conf/optimizer``."""
 from __future__ import annotations
 
 import inspect
-from pathlib import Path
 
 import pytest
 
 from experiments.core import registry
+from helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 RULES = registry.rules()
 
 
@@ -29,13 +28,28 @@ def test_unknown_rule_is_refused_naming_the_valid_ones():
 
 
 def test_registry_loads_without_tensorflow():
+    """``import custom_optimizers`` and its rules need no TensorFlow: a class loads it when
+    first named."""
     from light import run_light
 
-    out = run_light("from experiments.core import config, registry\n"
+    classes = tuple(f"custom_optimizers.{rule.name}" for rule in RULES)
+    out = run_light("import custom_optimizers\n"
+                    "from custom_optimizers import reference\n"
+                    "from experiments.core import config, registry\n"
                     "print(len(registry.optimizer_names()), len(config.OPTIMIZER_SCHEMAS))\n",
-                    heavy=("tensorflow", "keras", "custom_optimizers"))
+                    heavy=("tensorflow", "keras", "custom_optimizers._base", *classes))
     twins = sum(rule.keras is not None for rule in RULES)
     assert out.split("\n")[0] == f"{len(RULES) + twins} {len(RULES)}"
+    out = run_light("import custom_optimizers\nprint(custom_optimizers.Lion.__module__)\n",
+                    heavy=())
+    assert out.strip() == "custom_optimizers.lion"
+
+
+def test_naming_a_class_that_is_not_there_is_an_attribute_error():
+    import custom_optimizers
+
+    with pytest.raises(AttributeError, match="has no attribute 'Adamax'"):
+        custom_optimizers.Adamax  # noqa: B018
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda rule: rule.name)
@@ -51,10 +65,9 @@ def test_description_matches_class_and_reference(rule):
     assert issubclass(cls, custom_optimizers.AdaptiveLectureOptimizer) == rule.adaptive
     assert reference.BY_NAME[rule.name] is rule.reference
     assert rule.reference.__name__ == cls.__name__
-    # The class's defaults are the rule's defaults, and the reference takes the same names.
-    signature = inspect.signature(cls.__init__).parameters
-    for name, default in rule.defaults().items():
-        assert signature[name].default == default, (rule.name, name)
+    assert cls.rule is rule
+    # The class's signature, attributes and config are made from the rule (one
+    # declaration); the hand-written NumPy reference takes the same names.
     reference_args = set(inspect.signature(rule.reference.__init__).parameters) - {"self", "kw"}
     reference_args -= {"clip_threshold", "clip_mode"}
     assert reference_args == set(rule.defaults())
@@ -69,19 +82,57 @@ def test_description_matches_class_and_reference(rule):
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda rule: rule.name)
-def test_search_space_and_test_arguments_lie_in_the_valid_ranges(rule):
-    assert "learning_rate" in rule.search_space
-    for name, dim in rule.search_space.items():
+def test_lab_settings_lie_in_the_valid_ranges(rule):
+    """``conf/optimizer/lab/<rule>.yaml``: read and checked against the rule (``lab``)."""
+    settings = registry.lab(rule.name)
+    assert list(settings.search_space)[0] == "learning_rate"
+    for name, dim in settings.search_space.items():
         for value in dim.value_range():
             rule.check(name, value)
-    for name, value in rule.test_arguments.items():
+    for name, value in settings.test_arguments.items():
         rule.check(name, value)
-    rule.check("learning_rate", rule.landscape_learning_rate)
+    rule.check("learning_rate", settings.landscape_learning_rate)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("colour: red\n", "holds colour: it holds exactly colour, landscape_learning_rate"),
+    ("colour: red\nlandscape_learning_rate: 0.1\nsearch_space:\n  learning_rate: [log, 1, 0.1]"
+     "\ntest_arguments: {}\n", r"SearchDim\('log', 1.0, 0.1\): the scale is one of"),
+    ("colour: red\nlandscape_learning_rate: 0.1\nsearch_space:\n  learning_rate: [log, 0.1, 1]"
+     "\ntest_arguments: {momentum: 0.5}\n", "momentum is not a hyperparameter of the rule"),
+    ("colour: red\nlandscape_learning_rate: -1\nsearch_space:\n  learning_rate: [log, 0.1, 1]"
+     "\ntest_arguments: {}\n", r"landscape_learning_rate=-1.0 is out of range"),
+])
+def test_bad_lab_settings_are_refused_naming_the_file(tmp_path, text, message):
+    path = registry.lab_file("sgd", tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message) as err:
+        registry.lab("sgd", tmp_path)
+    assert "sgd.yaml of rule 'sgd'" in str(err.value)
+
+
+def test_a_rule_without_lab_settings_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"rule 'adam' has no lab settings: write "
+                                         r"\S*conf/optimizer/lab/adam.yaml"):
+        registry.lab("adam", tmp_path / "conf")
+
+
+def test_the_optimizer_library_knows_nothing_of_the_lab():
+    """``custom_optimizers`` is an optimizer library a user can take alone: no colour, no
+    search space, no path into ``conf/`` (the import contract keeps ``experiments`` out)."""
+    for path in (ROOT / "custom_optimizers").rglob("*.py"):
+        text = path.read_text()
+        for word in ("conf/", "search_space", "colour", "landscape_learning_rate",
+                     "test_arguments"):
+            assert word not in text, (path.name, word)
 
 
 def test_conf_optimizer_holds_one_option_per_rule_and_twin():
     options = {p.stem for p in (ROOT / "conf" / "optimizer").glob("*.yaml")}
     assert options == set(registry.optimizer_names())
+    lab = {p.stem for p in (ROOT / "conf" / "optimizer" / "lab").glob("*.yaml")}
+    assert lab == set(registry.rule_names())
 
 
 @pytest.mark.parametrize("rule", [r for r in RULES if r.keras is not None],

@@ -17,7 +17,7 @@ import custom_optimizers as co
 from custom_optimizers import reference
 from experiments.core.checks import ConfigError
 from experiments.train.config import validate
-from test_optimizers_math import random_problem, run_keras, run_reference
+from helpers import random_problem, run_keras, run_reference
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

@@ -15,7 +15,7 @@ from hydra import compose, initialize_config_dir
 import custom_optimizers as co
 from experiments.core.checks import ConfigError
 from experiments.train.config import validate
-from test_optimizers_math import QUADRATIC_MIN, minimize, quadratic, random_problem, rosenbrock
+from helpers import QUADRATIC_MIN, minimize, quadratic, random_problem, rosenbrock
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

@@ -19,7 +19,7 @@ from custom_optimizers import reference
 from custom_optimizers.rules import muon as muon_rule
 from experiments.core.checks import ConfigError
 from experiments.train.config import validate
-from test_optimizers_math import random_problem, run_keras, run_reference
+from helpers import random_problem, run_keras, run_reference
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 ARGS = dict(learning_rate=0.01, momentum=0.95, nesterov=True, match_rms_adamw=True,

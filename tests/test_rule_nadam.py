@@ -16,8 +16,8 @@ import custom_optimizers as co
 from custom_optimizers import reference
 from experiments.core.checks import ConfigError
 from experiments.train.config import validate
-from test_optimizers_math import (QUADRATIC_MIN, float32_rounded, max_abs_deviation, minimize,
-                                  quadratic, random_problem, rosenbrock, run_keras)
+from helpers import (QUADRATIC_MIN, float32_rounded, max_abs_deviation, minimize, quadratic,
+                     random_problem, rosenbrock, run_keras)
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 import custom_optimizers as co
 from custom_optimizers import reference
-from test_optimizers_math import random_problem, run_keras, run_reference
+from helpers import random_problem, run_keras, run_reference
 
 ARGS = dict(learning_rate=0.01, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
 

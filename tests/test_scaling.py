@@ -121,7 +121,7 @@ def test_search_space_stays_inside_the_valid_ranges(preset):
         assert sweeper._target_.endswith("OptunaSweeper")
         assert (sweeper.direction, sweeper.storage) == ("minimize", None)
         assert cfg.optimizer.name == name and cfg.tracking.tags.search == preset
-        assert set(sweeper.params) == {f"optimizer.{k}" for k in registry.rule(name).search_space}
+        assert set(sweeper.params) == {f"optimizer.{k}" for k in registry.lab(name).search_space}
         for key, space in sweeper.params.items():
             sweep = parser.parse_override(f"{key}={space}").value()
             assert key.startswith("optimizer.") and sweep.start < sweep.end, (key, space)
@@ -142,7 +142,7 @@ def test_optuna_study_trials_are_runs_grouped_under_the_study(tmp_path):
     assert {r.data.tags["search"] for r in runs} == {"adam_optuna"}
     assert sorted(r.data.tags["sweep_job"] for r in runs) == ["0", "1", "2"]
     rates = {float(r.data.params["optimizer.learning_rate"]) for r in runs}
-    low, high = registry.rule("adam").search_space["learning_rate"].value_range()
+    low, high = registry.lab("adam").search_space["learning_rate"].value_range()
     assert len(rates) == 3 and all(low <= lr <= high for lr in rates)
     results = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
     assert results["name"] == "optuna"

@@ -2,13 +2,13 @@
 
 ``custom_optimizers/rules/<name>.py`` defines ``RULE = Rule(...)`` (and the rule's NumPy
 reference); every module here whose name does not start with ``_`` and that defines
-``RULE`` is a rule, ordered by ``Rule.order``. Everything that lists the rules — the
-Keras serialization of ``custom_optimizers``, ``custom_optimizers.reference``, the config
-schemas and checks, the Keras-twin translation, compare, landscapes, the Optuna presets,
-the parametrised tests — iterates over ``all_rules()``. Adding a rule is adding its files.
+``RULE`` is a rule, ordered by ``Rule.order``; ``register`` adds a rule declared
+elsewhere (a user's own module). Everything that lists the rules — the Keras
+serialization of ``custom_optimizers``, ``custom_optimizers.reference``, a program's config
+schemas and checks, the Keras-twin translation — iterates over ``all_rules()``. Adding a
+rule is adding its files.
 
-Free of TensorFlow: ``experiments.core.registry`` loads this package without running
-``custom_optimizers/__init__.py``.
+Free of TensorFlow (``import custom_optimizers`` is too: a class loads when named).
 """
 
 from __future__ import annotations
@@ -19,18 +19,44 @@ import pkgutil
 
 from custom_optimizers.rules._reference import Reference, clip
 from custom_optimizers.rules._rule import (CLIP_MODES, CLIP_THRESHOLD, LEARNING_RATE,
-                                           Hyperparameter, KerasTwin, Rule, SearchDim,
+                                           Hyperparameter, KerasTwin, Rule,
                                            check_clip_mode, check_number, interval)
 
-__all__ = ["Rule", "Hyperparameter", "KerasTwin", "SearchDim", "Reference", "all_rules", "get",
+__all__ = ["Rule", "Hyperparameter", "KerasTwin", "Reference", "all_rules", "get", "register",
+           "unregister",
            "names", "CLIP_MODES", "CLIP_THRESHOLD", "LEARNING_RATE", "check_clip_mode",
            "check_number", "clip", "interval"]
 
 
+# Rules declared outside this package (``register``), by name.
+_REGISTERED: dict[str, Rule] = {}
+
+
+def register(rule: Rule) -> Rule:
+    """Add ``rule``, declared in a module of one's own (its class's module is
+    ``rule.module``), to ``all_rules()``; a ValueError if its name or order is taken."""
+    if rule.name in names():
+        raise ValueError(f"a rule named {rule.name!r} is already registered")
+    _REGISTERED[rule.name] = rule
+    all_rules.cache_clear()
+    try:
+        all_rules()
+    except ValueError:
+        unregister(rule.name)
+        raise
+    return rule
+
+
+def unregister(name: str) -> None:
+    """Take a rule that ``register`` added out of ``all_rules()`` again."""
+    if _REGISTERED.pop(name, None) is not None:
+        all_rules.cache_clear()
+
+
 @functools.cache
 def all_rules() -> tuple[Rule, ...]:
-    """Every rule of this package, in ``Rule.order``."""
-    found = []
+    """Every rule of this package and every registered one, in ``Rule.order``."""
+    found = list(_REGISTERED.values())
     for info in pkgutil.iter_modules(__path__):
         if info.name.startswith("_"):
             continue

@@ -2,8 +2,9 @@
 
 Free of TensorFlow (and of everything but the standard library), so a config can be
 checked against the rules before TensorFlow loads. The ranges of the hyperparameters are
-written here, once: the optimizers check their arguments with them
-(``custom_optimizers._checks``) and ``experiments.core.config`` checks a config with them.
+written here, once: the optimizers check their arguments with them (``LectureOptimizer``
+makes a declared class's checks from its rule), and so can a program that checks a
+config before building an optimizer.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ import numbers
 from typing import Any, Callable, Mapping
 
 CLIP_MODES = ("norm", "sign")
+
+# rule name -> its Keras class, filled as each class is defined (``Rule.bind``).
+_CLASSES: dict = {}
 
 
 def interval(low, high, low_open=False, high_open=False) -> str:
@@ -103,35 +107,6 @@ def _yaml(value) -> str:
 
 
 @dataclasses.dataclass(frozen=True)
-class SearchDim:
-    """One dimension of a rule's workload-agnostic search space.
-
-    ``scale``: ``"log"`` (the value log-uniform in [low, high]), ``"log1m"`` (1 - value
-    log-uniform in [low, high], for decays close to 1) or ``"linear"``.
-    """
-
-    scale: str
-    low: float
-    high: float
-
-    SCALES = ("log", "log1m", "linear")
-
-    def __post_init__(self):
-        if self.scale not in self.SCALES or not self.low < self.high:
-            raise ValueError(f"SearchDim({self.scale!r}, {self.low}, {self.high}): the scale is "
-                             f"one of {', '.join(self.SCALES)} and low < high")
-        if self.scale != "linear" and self.low <= 0:
-            raise ValueError(f"SearchDim({self.scale!r}, {self.low}, {self.high}): "
-                             "a log scale needs low > 0")
-
-    def value_range(self) -> tuple[float, float]:
-        """The (smallest, largest) hyperparameter value this dimension reaches."""
-        if self.scale == "log1m":
-            return 1.0 - self.high, 1.0 - self.low
-        return self.low, self.high
-
-
-@dataclasses.dataclass(frozen=True)
 class KerasTwin:
     """The Keras built-in that implements a rule, and how the hyperparameters translate.
 
@@ -164,12 +139,11 @@ class KerasTwin:
 class Rule:
     """One optimizer rule, described once; everything that lists the rules reads these.
 
-    ``name`` is the config name (``conf/optimizer/<name>.yaml``, and
-    ``keras_<name>.yaml`` when it has a Keras twin); ``class_path`` is
-    ``"module:Class"`` of its ``keras.optimizers.Optimizer``; ``reference`` its NumPy
-    reference class; ``learning_rate`` the default η; ``adaptive``: the class has
-    ``effective_learning_rates()``. ``test_arguments``: hyperparameters under which every
-    term of the rule matters (the parametrised tests use them).
+    ``name`` names the rule (lower case: its declaration's module is ``rules/<name>.py``);
+    ``module`` the module whose ``keras.optimizers.Optimizer`` declares ``rule=`` this rule
+    (default ``custom_optimizers.<name>``; importing it binds the class, see ``bind``);
+    ``reference`` its NumPy reference class; ``learning_rate`` the default η; ``adaptive``:
+    the class has ``effective_learning_rates()``.
     ``base_weight_decay_refusal``: why the class refuses Keras's base ``weight_decay``
     (empty: it takes it, applied before the rule).
     """
@@ -177,28 +151,19 @@ class Rule:
     name: str
     title: str
     order: int
-    class_path: str
     reference: type
     learning_rate: float
     hyperparameters: tuple[Hyperparameter, ...]
     adaptive: bool
-    search_space: Mapping[str, SearchDim]
-    colour: str
-    landscape_learning_rate: float
     keras: KerasTwin | None = None
     no_keras_reason: str = ""
-    test_arguments: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     base_weight_decay_refusal: str = ""
+    module: str = ""
 
     def __post_init__(self):
         if self.keras is None and not self.no_keras_reason:
             raise ValueError(f"rule {self.name!r}: without a Keras twin, say why "
                              "(no_keras_reason)")
-        known = {"learning_rate"} | {hp.name for hp in self.hyperparameters}
-        unknown = (set(self.search_space) | set(self.test_arguments)) - known
-        if unknown:
-            raise ValueError(f"rule {self.name!r}: {', '.join(sorted(unknown))} "
-                             f"are not its hyperparameters ({', '.join(sorted(known))})")
 
     # ------------------------------------------------------------------ lookups
     def hyperparameter(self, name: str) -> Hyperparameter:
@@ -226,10 +191,22 @@ class Rule:
             return None
         return self.hyperparameter(name).check(value, label)
 
+    def bind(self, cls) -> None:
+        """Make ``cls`` this rule's class (``class X(LectureOptimizer, rule=RULE)`` does)."""
+        bound = _CLASSES.get(self.name)
+        if bound is not None and bound.__qualname__ != cls.__qualname__:
+            raise ValueError(f"rule {self.name!r} already has the class {bound.__qualname__}: "
+                             f"one class per rule, not also {cls.__qualname__}")
+        _CLASSES[self.name] = cls
+
     def load_class(self):
-        """The ``keras.optimizers.Optimizer`` subclass (imports TensorFlow)."""
-        module, _, attribute = self.class_path.partition(":")
-        return getattr(importlib.import_module(module), attribute)
+        """The ``keras.optimizers.Optimizer`` subclass (imports its module, and TensorFlow)."""
+        module = self.module or f"custom_optimizers.{self.name}"
+        importlib.import_module(module)
+        if self.name not in _CLASSES:
+            raise ValueError(f"{module} declares no optimizer for rule {self.name!r}: "
+                             f"write class X(LectureOptimizer, rule=...) there")
+        return _CLASSES[self.name]
 
     # ------------------------------------------------------------------ Keras twin
     def keras_refusal(self, hp: Mapping[str, Any]) -> str | None:

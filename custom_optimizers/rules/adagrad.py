@@ -3,7 +3,7 @@
 import numpy as np
 
 from custom_optimizers.rules._reference import Reference
-from custom_optimizers.rules._rule import KerasTwin, Rule, SearchDim, epsilon
+from custom_optimizers.rules._rule import KerasTwin, Rule, epsilon
 
 
 class AdaGrad(Reference):
@@ -34,7 +34,6 @@ RULE = Rule(
     name="adagrad",
     title="AdaGrad",
     order=40,
-    class_path="custom_optimizers.adagrad:AdaGrad",
     reference=AdaGrad,
     learning_rate=0.05,
     hyperparameters=(epsilon(),),
@@ -49,9 +48,4 @@ RULE = Rule(
         equal_when={"epsilon": 0.0},
         effective_learning_rates=_keras_effective_learning_rates,
     ),
-    search_space={"learning_rate": SearchDim("log", 1e-4, 10.0),
-                  "epsilon": SearchDim("log", 1e-10, 1e-3)},
-    colour="tab:red",
-    landscape_learning_rate=0.5,
-    test_arguments={"learning_rate": 0.1, "epsilon": 1e-3},
 )

@@ -3,7 +3,7 @@
 import numpy as np
 
 from custom_optimizers.rules._reference import Reference
-from custom_optimizers.rules._rule import (Hyperparameter, KerasTwin, Rule, SearchDim, decay,
+from custom_optimizers.rules._rule import (Hyperparameter, KerasTwin, Rule, decay,
                                            epsilon)
 
 
@@ -50,10 +50,6 @@ def keras_effective_learning_rates(optimizer):
 BETA_1 = decay("beta_1", 0.9, "ρ1, the decay of the first-moment average")
 BETA_2 = decay("beta_2", 0.999, "ρ2, the decay of the second-moment average")
 EPSILON = epsilon("δ, outside the root of the corrected second moment")
-SEARCH_SPACE = {"learning_rate": SearchDim("log", 1e-5, 1.0),
-                "beta_1": SearchDim("log1m", 1e-3, 0.5),
-                "beta_2": SearchDim("log1m", 1e-4, 0.1),
-                "epsilon": SearchDim("log", 1e-10, 1e-3)}
 
 
 def adam_keras_arguments(hp):
@@ -66,7 +62,6 @@ RULE = Rule(
     name="adam",
     title="Adam",
     order=60,
-    class_path="custom_optimizers.adam:Adam",
     reference=Adam,
     learning_rate=0.001,
     hyperparameters=(
@@ -83,8 +78,4 @@ RULE = Rule(
         equal_when={"epsilon": 0.0},
         effective_learning_rates=keras_effective_learning_rates,
     ),
-    search_space=SEARCH_SPACE,
-    colour="tab:brown",
-    landscape_learning_rate=0.1,
-    test_arguments={"learning_rate": 0.01, "beta_1": 0.9, "beta_2": 0.99, "epsilon": 1e-3},
 )

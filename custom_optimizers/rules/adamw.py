@@ -1,8 +1,7 @@
 """AdamW (Loshchilov & Hutter 2019): decoupled weight decay, then the lecture's Adam."""
 
 from custom_optimizers.rules._reference import Reference
-from custom_optimizers.rules._rule import Hyperparameter, KerasTwin, Rule, SearchDim, decay, epsilon
-from custom_optimizers.rules.adam import RULE as ADAM_RULE
+from custom_optimizers.rules._rule import Hyperparameter, KerasTwin, Rule, decay, epsilon
 from custom_optimizers.rules.adam import Adam, keras_effective_learning_rates
 
 # λ of the three rules with a decoupled weight decay (AdamW, Schedule-Free AdamW, Muon).
@@ -46,7 +45,6 @@ RULE = Rule(
     name="adamw",
     title="AdamW",
     order=90,
-    class_path="custom_optimizers.adamw:AdamW",
     reference=AdamW,
     learning_rate=0.001,
     hyperparameters=(
@@ -69,9 +67,4 @@ RULE = Rule(
         equal_when={"epsilon": 0.0},
         effective_learning_rates=keras_effective_learning_rates,
     ),
-    search_space={**ADAM_RULE.search_space, WEIGHT_DECAY_NAME: SearchDim("log", 1e-5, 1.0)},
-    colour="tab:cyan",
-    landscape_learning_rate=0.1,
-    test_arguments={"learning_rate": 0.01, "beta_1": 0.9, "beta_2": 0.99, "epsilon": 1e-3,
-                    WEIGHT_DECAY_NAME: 0.5},
 )

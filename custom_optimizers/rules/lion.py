@@ -3,7 +3,7 @@
 import numpy as np
 
 from custom_optimizers.rules._reference import Reference
-from custom_optimizers.rules._rule import KerasTwin, Rule, SearchDim, decay
+from custom_optimizers.rules._rule import KerasTwin, Rule, decay
 
 
 class Lion(Reference):
@@ -31,7 +31,6 @@ RULE = Rule(
     name="lion",
     title="Lion",
     order=80,
-    class_path="custom_optimizers.lion:Lion",
     reference=Lion,
     learning_rate=3e-4,
     hyperparameters=(
@@ -46,10 +45,4 @@ RULE = Rule(
         refusal=_keras_refusal,
         note="keras.optimizers.Lion(η, β1, β2): the same rule; Keras refuses β1 = 0",
     ),
-    search_space={"learning_rate": SearchDim("log", 1e-6, 0.1),
-                  "beta_1": SearchDim("log1m", 1e-3, 0.5),
-                  "beta_2": SearchDim("log1m", 1e-3, 0.5)},
-    colour="tab:olive",
-    landscape_learning_rate=0.01,
-    test_arguments={"learning_rate": 0.01, "beta_1": 0.9, "beta_2": 0.99},
 )

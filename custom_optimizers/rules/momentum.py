@@ -1,7 +1,7 @@
 """Momentum in the lecture's exponential-moving-average form."""
 
 from custom_optimizers.rules._reference import Reference
-from custom_optimizers.rules._rule import KerasTwin, Rule, SearchDim, decay
+from custom_optimizers.rules._rule import KerasTwin, Rule, decay
 
 
 class Momentum(Reference):
@@ -30,7 +30,6 @@ RULE = Rule(
     name="momentum",
     title="Momentum",
     order=20,
-    class_path="custom_optimizers.momentum:Momentum",
     reference=Momentum,
     learning_rate=0.1,
     hyperparameters=(MOMENTUM,),
@@ -40,9 +39,4 @@ RULE = Rule(
         note="keras.optimizers.SGD(learning_rate=η(1-α), momentum=α): exact for a constant "
              "η (Keras's buffer is a sum, m*v - lr*g, not an average)",
     ),
-    search_space={"learning_rate": SearchDim("log", 1e-4, 10.0),
-                  "momentum": SearchDim("log1m", 1e-3, 0.5)},
-    colour="tab:orange",
-    landscape_learning_rate=0.1,
-    test_arguments={"learning_rate": 0.1, "momentum": 0.9},
 )

@@ -4,8 +4,7 @@ for 2-D weights, AdamW for every other variable."""
 import numpy as np
 
 from custom_optimizers.rules._reference import Reference
-from custom_optimizers.rules._rule import Hyperparameter, KerasTwin, Rule, SearchDim, decay, epsilon
-from custom_optimizers.rules.adamw import RULE as ADAMW_RULE
+from custom_optimizers.rules._rule import Hyperparameter, KerasTwin, Rule, decay, epsilon
 from custom_optimizers.rules.adamw import (WEIGHT_DECAY_NAME, AdamW, base_weight_decay_refusal,
                                            weight_decay)
 from custom_optimizers.rules.momentum import MOMENTUM
@@ -83,7 +82,6 @@ RULE = Rule(
     name="muon",
     title="Muon",
     order=110,
-    class_path="custom_optimizers.muon:Muon",
     reference=Muon,
     learning_rate=0.001,
     hyperparameters=(
@@ -117,11 +115,4 @@ RULE = Rule(
         # Its lr_adjust multiplies the update by a float32 sqrt: a TypeError on float64.
         dtypes=("float32",),
     ),
-    search_space={**{k: v for k, v in ADAMW_RULE.search_space.items() if k != "epsilon"},
-                  "momentum": SearchDim("log1m", 1e-3, 0.5)},
-    colour="gold",
-    landscape_learning_rate=0.1,
-    test_arguments={"learning_rate": 0.01, "momentum": 0.9, "nesterov": True,
-                    "match_rms_adamw": True, "beta_1": 0.9, "beta_2": 0.99, "epsilon": 1e-3,
-                    WEIGHT_DECAY_NAME: 0.05},
 )

@@ -3,7 +3,7 @@
 import numpy as np
 
 from custom_optimizers.rules._rule import Hyperparameter, KerasTwin, Rule
-from custom_optimizers.rules.adam import (BETA_1, BETA_2, EPSILON, SEARCH_SPACE, Adam,
+from custom_optimizers.rules.adam import (BETA_1, BETA_2, EPSILON, Adam,
                                           adam_keras_arguments)
 
 
@@ -51,7 +51,6 @@ RULE = Rule(
     name="nadam",
     title="NAdam",
     order=70,
-    class_path="custom_optimizers.nadam:NAdam",
     reference=NAdam,
     learning_rate=0.001,
     hyperparameters=(
@@ -68,9 +67,4 @@ RULE = Rule(
         note="keras.optimizers.Nadam(η, ρ1, ρ2, epsilon=δ) computes 0.96^t, i.e. ψ = 1, with "
              "δ outside the corrected root as here: the same rule for momentum_decay=1",
     ),
-    search_space=SEARCH_SPACE,
-    colour="tab:pink",
-    landscape_learning_rate=0.1,
-    test_arguments={"learning_rate": 0.01, "beta_1": 0.9, "beta_2": 0.99, "epsilon": 1e-3,
-                    "momentum_decay": 0.004},
 )

@@ -1,6 +1,6 @@
 """Nesterov momentum in the lecture's EMA form, rewritten to need only g at W."""
 
-from custom_optimizers.rules._rule import KerasTwin, Rule, SearchDim
+from custom_optimizers.rules._rule import KerasTwin, Rule
 from custom_optimizers.rules.momentum import MOMENTUM, Momentum, momentum_keras_arguments
 
 
@@ -14,7 +14,6 @@ RULE = Rule(
     name="nesterov",
     title="Nesterov",
     order=30,
-    class_path="custom_optimizers.nesterov:Nesterov",
     reference=Nesterov,
     learning_rate=0.1,
     hyperparameters=(MOMENTUM,),
@@ -24,9 +23,4 @@ RULE = Rule(
         arguments=lambda hp: momentum_keras_arguments(hp, nesterov=True),
         note="keras.optimizers.SGD(η(1-α), α, nesterov=True): exact for a constant η",
     ),
-    search_space={"learning_rate": SearchDim("log", 1e-4, 10.0),
-                  "momentum": SearchDim("log1m", 1e-3, 0.5)},
-    colour="tab:green",
-    landscape_learning_rate=0.1,
-    test_arguments={"learning_rate": 0.1, "momentum": 0.9},
 )

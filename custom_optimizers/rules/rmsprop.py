@@ -3,7 +3,7 @@
 import numpy as np
 
 from custom_optimizers.rules._reference import Reference
-from custom_optimizers.rules._rule import KerasTwin, Rule, SearchDim, decay, epsilon
+from custom_optimizers.rules._rule import KerasTwin, Rule, decay, epsilon
 
 
 class RMSProp(Reference):
@@ -34,7 +34,6 @@ RULE = Rule(
     name="rmsprop",
     title="RMSProp",
     order=50,
-    class_path="custom_optimizers.rmsprop:RMSProp",
     reference=RMSProp,
     learning_rate=0.001,
     hyperparameters=(decay("rho", 0.9, "ρ, the decay of the squared-gradient average"),
@@ -48,10 +47,4 @@ RULE = Rule(
         equal_when={"epsilon": 0.0},
         effective_learning_rates=_keras_effective_learning_rates,
     ),
-    search_space={"learning_rate": SearchDim("log", 1e-5, 1.0),
-                  "rho": SearchDim("log1m", 1e-3, 0.5),
-                  "epsilon": SearchDim("log", 1e-10, 1e-3)},
-    colour="tab:purple",
-    landscape_learning_rate=0.05,
-    test_arguments={"learning_rate": 0.01, "rho": 0.9, "epsilon": 1e-3},
 )

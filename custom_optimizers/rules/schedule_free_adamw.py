@@ -4,7 +4,6 @@ import numpy as np
 
 from custom_optimizers.rules._reference import Reference, clip
 from custom_optimizers.rules._rule import Hyperparameter, KerasTwin, Rule, decay, epsilon
-from custom_optimizers.rules.adamw import RULE as ADAMW_RULE
 from custom_optimizers.rules.adamw import WEIGHT_DECAY_NAME, base_weight_decay_refusal, weight_decay
 
 
@@ -82,7 +81,6 @@ RULE = Rule(
     name="schedule_free_adamw",
     title="Schedule-Free AdamW",
     order=100,
-    class_path="custom_optimizers.schedule_free_adamw:ScheduleFreeAdamW",
     reference=ScheduleFreeAdamW,
     learning_rate=0.0025,
     hyperparameters=(
@@ -111,10 +109,5 @@ RULE = Rule(
         equal_when=None,
         effective_learning_rates=_keras_effective_learning_rates,
     ),
-    search_space=ADAMW_RULE.search_space,  # warmup_steps stays at its value
-    colour="tab:gray",
-    landscape_learning_rate=0.1,
-    test_arguments={"learning_rate": 0.01, "beta_1": 0.9, "beta_2": 0.99, "epsilon": 1e-3,
-                    WEIGHT_DECAY_NAME: 0.5, "warmup_steps": 5},
     base_weight_decay_refusal=WEIGHT_DECAY_REFUSAL,
 )

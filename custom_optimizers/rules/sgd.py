@@ -1,7 +1,7 @@
 """Plain gradient descent, the lecture's "old gradient descent": ``W <- W - η g``."""
 
 from custom_optimizers.rules._reference import Reference
-from custom_optimizers.rules._rule import KerasTwin, Rule, SearchDim
+from custom_optimizers.rules._rule import KerasTwin, Rule
 
 
 class SGD(Reference):
@@ -13,7 +13,6 @@ RULE = Rule(
     name="sgd",
     title="SGD",
     order=10,
-    class_path="custom_optimizers.sgd:SGD",
     reference=SGD,
     learning_rate=0.1,
     hyperparameters=(),
@@ -23,8 +22,4 @@ RULE = Rule(
         arguments=lambda hp: {"learning_rate": float(hp["learning_rate"])},
         note="keras.optimizers.SGD(learning_rate=η): the same rule",
     ),
-    search_space={"learning_rate": SearchDim("log", 1e-4, 10.0)},
-    colour="tab:blue",
-    landscape_learning_rate=0.05,
-    test_arguments={"learning_rate": 0.1},
 )

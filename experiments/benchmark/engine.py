@@ -4,35 +4,22 @@ in a process, one model, one optimizer and one traced training chunk and evaluat
 The trials differ by hyperparameters, initial weights and batch order, so the optimizer's
 numeric hyperparameters become ``tf.Variable``\\ s that each trial assigns, and the weights
 and the optimizer's slots are reset between trials. A trial then costs its training
-steps, its evaluations (on the device, one call each) and a few assignments. Which
-attributes are hyperparameters is found, for any rule of the registry, by building the
-optimizer at two points of the search and comparing (``Engine._tunable``); an optimizer
-whose hyperparameters cannot be variables (a value read by Python code while tracing, a
-slot initialised from a hyperparameter, a value derived in ``__init__``) is rebuilt and
-its step retraced for every trial instead: slower, never different (column ``path``).
+steps, its evaluations (on the device, one call each) and a few assignments. The
+optimizer says which of its hyperparameters may be variables and how its state resets
+(``custom_optimizers.capabilities``: declared by our classes, described for Keras's
+built-ins); a trial that changes one that may not (a value read by Python code while
+tracing, a slot initialised from it) is rebuilt and its step retraced instead: slower,
+never different (column ``path``).
 """
 
 from __future__ import annotations
 
-import inspect
 import time
 from typing import Sequence
 
-import numpy as np
-
+from custom_optimizers import capabilities
 from experiments.benchmark.trials import Outcome, TrialSpec, batch_indices, initial_weights
 from experiments.benchmark.workloads import Optimizer, Workload
-
-
-def _numbers(obj) -> dict:
-    """The optimizer's attributes that are plain numbers (its hyperparameters among them)."""
-    return {k: v for k, v in vars(obj).items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool)}
-
-
-def _variable_of(obj, name):
-    v = getattr(obj, name, None)
-    return v if v is not None and hasattr(v, "assign") else None
 
 
 class Engine:
@@ -63,13 +50,12 @@ class Engine:
         for dtype in ("float64", "float32") if tunable is not None else ():
             try:
                 self._make_variables(tunable, dtype)
-                self._reset_plan = self._plan_reset()
+                self._reset = capabilities.of(self.optimizer).initial_state()
                 self._chunk, self._evaluate = self._trace(self.optimizer)
                 self.fast = True
                 break
-            except Exception:  # a hyperparameter Python code reads while tracing (Keras's
-                # SGD: `if self.momentum != 0`), or a
-                self.optimizer = self._build(hps[0])  # dtype an operation refuses
+            except (TypeError, ValueError):  # a dtype an operation of the step refuses
+                self.optimizer = self._build(hps[0])
         if not self.fast:
             self.optimizer = None
 
@@ -82,76 +68,32 @@ class Engine:
         return opt
 
     def _tunable(self, hp_a: dict, hp_b: dict | None) -> set | None:
-        """The optimizer's attributes that hold the trial's hyperparameters, found by
-        building it at two points; None where they cannot be variables."""
+        """The optimizer's hyperparameters that differ between two points of the search,
+        if it may hold all of them in variables; None where it may not."""
         if hp_b is None:
             return set()
-        b = self._build(hp_b)
-        a = self.optimizer
-        na, nb = _numbers(a), _numbers(b)
-        if na.keys() != nb.keys():
-            return None
-        changed = {k for k in na if na[k] != nb[k]}
-        arguments = set(inspect.signature(type(a).__init__).parameters)
-        if not changed <= arguments:  # a value derived in __init__ under another name
-            return None
-        lr_a = _variable_of(a, "_learning_rate")
-        # every other variable of the optimizer (slots, counters) must not depend on them
-        for va, vb in zip(a.variables, b.variables):
-            if va is lr_a:
-                continue
-            if va.shape != vb.shape or not np.array_equal(va.numpy(), vb.numpy()):
-                return None
-        if lr_a is None and na.get("learning_rate") != nb.get("learning_rate"):
-            return None
-        return changed
+        a = capabilities.of(self.optimizer)
+        b = capabilities.of(self._build(hp_b))
+        values_a, values_b = a.hyperparameters(), b.hyperparameters()
+        changed = {k for k, v in values_a.items() if values_b[k] != v}
+        return changed if changed <= a.tunable else None
 
     def _make_variables(self, names: set, dtype: str) -> None:
-        import keras
-
-        self.hp_vars = {}
-        for name in sorted(names):
-            # a Keras variable: its operators follow Keras's dtype promotion
-            var = keras.Variable(float(getattr(self.optimizer, name)), dtype=dtype,
-                                 trainable=False, name=f"hp_{name}")
-            self.hp_vars[name] = var
-            object.__setattr__(self.optimizer, name, var)
-        self.fixed = {k: v for k, v in _numbers(self.optimizer).items() if k not in names}
-
-    def _plan_reset(self) -> list:
-        """How each optimizer variable returns to its state after ``build``: a copy of the
-        weight it mirrors, else its value right after ``build``."""
-        opt = self.optimizer
-        lr = _variable_of(opt, "_learning_rate")
-        plan = []
-        for v in opt.variables:
-            if v is lr:
-                continue
-            value = v.numpy()
-            source = None
-            if np.any(value):
-                for j, w in enumerate(self.variables):
-                    if tuple(w.shape) == tuple(v.shape) and np.array_equal(w.numpy(), value):
-                        source = j
-                        break
-            plan.append((v, source, value))
-        return plan
+        offers = capabilities.of(self.optimizer)
+        self.hp_vars = offers.hold_in_variables(names, dtype)
+        self.fixed = {k: v for k, v in offers.hyperparameters().items() if k not in names}
 
     def _set_hyperparameters(self, hp: dict) -> bool:
         """Assign ``hp`` to the variables; False if it needs another trace."""
         from experiments.core.optim import build_optimizer
 
-        fresh = build_optimizer(self.option.config(hp))
-        numbers = _numbers(fresh)
-        if any(numbers.get(k) != v for k, v in self.fixed.items()):
+        fresh = capabilities.of(build_optimizer(self.option.config(hp)))
+        values = fresh.hyperparameters()
+        if any(values[k] != v for k, v in self.fixed.items()):
             return False
         for name, var in self.hp_vars.items():
-            var.assign(float(numbers[name]))
-        lr, fresh_lr = (_variable_of(o, "_learning_rate") for o in (self.optimizer, fresh))
-        if lr is not None:
-            if fresh_lr is None:
-                return False
-            lr.assign(fresh_lr.numpy())
+            var.assign(float(values[name]))
+        capabilities.of(self.optimizer).learning_rate = fresh.learning_rate
         return True
 
     # -- traced functions ---------------------------------------------------------------
@@ -183,7 +125,8 @@ class Engine:
 
         metric = self.w.metric
         x_val, y_val = self.x_val, self.y_val
-        point_of = getattr(optimizer, "evaluation_point", None)
+        offers = capabilities.of(optimizer)
+        point_of = offers.evaluation_point if offers.has_evaluation_point else None
 
         def measure():
             if metric == "excess_loss":
@@ -238,8 +181,7 @@ class Engine:
             v.assign(value)
         path = "variables"
         if self.fast and self._set_hyperparameters(spec.hp):
-            for v, source, value in self._reset_plan:
-                v.assign(weights[source] if source is not None else value)
+            self._reset.restore(weights)
             optimizer, chunk, evaluate = self.optimizer, self._chunk, self._evaluate
         else:  # rebuilt and retraced for this trial
             path = "retraced"
@@ -267,7 +209,7 @@ class Engine:
             value = self._value(evaluate().numpy())
             eval_seconds += time.perf_counter() - start
             out.record(step, value, seconds)
-        point = getattr(optimizer, "evaluation_point", None) is not None
+        point = capabilities.of(optimizer).has_evaluation_point
         row = out.row(spec, diverged=diverged, steps_run=int(optimizer.iterations.numpy()),
                       seconds=seconds, eval_seconds=eval_seconds,
                       evaluated_at="evaluation_point" if point else "weights", path=path)

@@ -5,9 +5,9 @@ initial weights and batches every way of running it shares, what it measured
 way is ``experiments.benchmark.engine.Engine``; the tests check that both give the same
 steps to target and best values. ``experiments.benchmark.pool`` runs many in processes.
 
-Evaluation point: an optimizer with a method ``evaluation_point(variables)`` (one tensor
-per trainable variable, same order; e.g. schedule-free methods, which evaluate at an
-average of their iterates) is evaluated with the weights set to those values, then set
+Evaluation point: an optimizer that declares one (``capabilities.of(optimizer)
+.evaluation_point(variables)``: one tensor per trainable variable, same order; e.g.
+schedule-free methods, which evaluate at an average of their iterates) is evaluated with the weights set to those values, then set
 back; the row records ``evaluated_at`` ("evaluation_point" or "weights").
 
 Time: ``seconds`` counts the training steps only (the compiled chunks, synchronised);
@@ -74,7 +74,7 @@ def plan_trials(workloads: Sequence[Workload], optimizers: Sequence[Optimizer], 
             seeds = [trial_seed(seed, stream, w.name, s, t) for t in range(trials)]
             for o in optimizers:
                 points = ([{}] * trials if ruleset == "defaults"
-                          else sample(o.rule.search_space, trials, seed, w.name, s, stream))
+                          else sample(o.search_space, trials, seed, w.name, s, stream))
                 for t, point in enumerate(points):
                     out.append(TrialSpec(w, o, ruleset, s, t, seeds[t],
                                          {**o.defaults(), **point}, tuple(point), steps,
@@ -193,6 +193,7 @@ def run_trial_with_trainer(spec: TrialSpec, data: DataCache) -> dict:
     evaluations at the same steps, through the trainer's own evaluation."""
     import keras
 
+    from custom_optimizers import capabilities
     from experiments.models import build_model
     from experiments.core.optim import build_optimizer
     from experiments.train.trainer import Diverged, Interrupted, Trainer, fit
@@ -205,7 +206,8 @@ def run_trial_with_trainer(spec: TrialSpec, data: DataCache) -> dict:
     optimizer = build_optimizer(spec.optimizer.config(spec.hp))
     trainer = Trainer(model, optimizer, splits.x_train, splits.y_train)
     out = Outcome(w, spec.stop_at_target)
-    point_of = getattr(optimizer, "evaluation_point", None)
+    offers = capabilities.of(optimizer)
+    point_of = offers.evaluation_point if offers.has_evaluation_point else None
     start = time.perf_counter()
 
     def value() -> float:

@@ -154,6 +154,13 @@ class Optimizer:
         defaults = self.rule.defaults()
         return all(defaults.get(k, v) == v for k, v in twin.fixed.items())
 
+    @property
+    def search_space(self) -> dict:
+        """The rule's search space (its lab settings, ``conf/optimizer/lab/<rule>.yaml``)."""
+        from experiments.core import registry
+
+        return registry.lab(self.rule.name).search_space
+
     def defaults(self) -> dict:
         """The rule's default hyperparameters, with the Keras twin's ``fixed`` ones."""
         hp = self.rule.defaults()

@@ -2,7 +2,9 @@
 
 The floor, imported by everything and importing nothing of the project above it:
 - ``checks``: ``ConfigError`` (the refusal type) and the range and type checks;
-- ``registry``: the rule registry (``custom_optimizers.rules``) loaded without TensorFlow.
+- ``registry``: the rule registry (``custom_optimizers.rules``, free of TensorFlow) and the
+  lab's settings of each rule (``conf/optimizer/lab/<rule>.yaml``: colour, landscape
+  learning rate, search space, test arguments).
 
 Configs and how a command line is refused:
 - ``config``: the schemas every command shares (optimizer options, tracking), the

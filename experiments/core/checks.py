@@ -60,6 +60,6 @@ def check_range(label: str, value: Any, *, low=None, high=None, low_open: bool =
     above = low is None or (value > low if low_open else value >= low)
     below = high is None or (value < high if high_open else value <= high)
     if not (above and below):
-        interval = registry.tf_free_import("rules").interval(low, high, low_open, high_open)
+        interval = registry.interval(low, high, low_open, high_open)
         raise ConfigError(f"{label}={value!r} is out of range: valid values are in {interval}")
     return value

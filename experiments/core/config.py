@@ -44,7 +44,7 @@ class OptimizerSchema:
     gradient_accumulation_steps: Optional[int] = None
 
 
-def _optimizer_schema(rule):
+def optimizer_schema(rule):
     """``OptimizerSchema`` plus the rule's name, default η and own hyperparameters."""
     fields = [("name", str, field(default=rule.name)),
               ("learning_rate", float, field(default=rule.learning_rate))]
@@ -53,7 +53,7 @@ def _optimizer_schema(rule):
     return dataclasses.make_dataclass(f"{rule.name}_optimizer", fields, bases=(OptimizerSchema,))
 
 
-OPTIMIZER_SCHEMAS = {rule.name: _optimizer_schema(rule) for rule in registry.rules()}
+OPTIMIZER_SCHEMAS = {rule.name: optimizer_schema(rule) for rule in registry.rules()}
 
 
 # --------------------------------------------------------------------------- tracking
@@ -105,9 +105,9 @@ def check_schema_keys(cfg: DictConfig, prefix: str = "") -> None:
 
 def validate_optimizer(opt: DictConfig) -> None:
     """Refuse an ``optimizer`` config that would fail later, with one line naming the value."""
-    if opt.name not in OPTIMIZERS:
+    if opt.name not in registry.rule_names():
         raise ConfigError(f"optimizer.name={opt.name!r} is not valid: choose one of "
-                          f"{', '.join(OPTIMIZERS)}")
+                          f"{', '.join(registry.rule_names())}")
     rule = registry.rule(opt.name)
     if opt.implementation not in IMPLEMENTATIONS:
         raise ConfigError(f"optimizer.implementation={opt.implementation!r} is not valid: "
@@ -138,5 +138,6 @@ def register_schemas() -> None:
     (``schema/optimizer/<rule>``, ``schema/schedule/<name>``): what every command composes."""
     schedules.register_schemas()
     cs = ConfigStore.instance()
-    for name, schema in OPTIMIZER_SCHEMAS.items():
-        cs.store(group="schema/optimizer", name=name, node=schema)
+    for rule in registry.rules():  # a rule registered since import too
+        cs.store(group="schema/optimizer", name=rule.name,
+                 node=OPTIMIZER_SCHEMAS.get(rule.name) or optimizer_schema(rule))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from custom_optimizers import capabilities
 from experiments.core import registry
 
 # Keyword arguments of keras.optimizers.Optimizer that both implementations pass through.
@@ -65,48 +66,26 @@ def effective_learning_rates(optimizer):
 
     The lecture's ``lr / (δ + sqrt(r))``: for the custom optimizers their own
     ``effective_learning_rates()``; for Keras's built-ins the same quantity in their
-    conventions, as the rule whose twin the built-in is describes it
-    (``KerasTwin.effective_learning_rates``). Rules that are not adaptive (SGD, momentum,
-    ...) have no per-weight rate: None.
+    conventions, as the rule whose twin the built-in is describes it. Rules that are not
+    adaptive (SGD, momentum, ...) have no per-weight rate: None. Asked through
+    ``custom_optimizers.capabilities``, as everything below.
     """
-    import keras
-
-    import custom_optimizers
-
-    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-        optimizer = optimizer.inner_optimizer
-    if isinstance(optimizer, custom_optimizers.AdaptiveLectureOptimizer):
-        return optimizer.effective_learning_rates()
-    for rule in registry.rules():
-        twin = rule.keras
-        if (twin is not None and twin.effective_learning_rates is not None
-                and isinstance(optimizer, getattr(keras.optimizers, twin.class_name))):
-            return twin.effective_learning_rates(optimizer)
-    return None
+    return capabilities.of(optimizer).effective_learning_rates()
 
 
 def unwrapped(optimizer):
     """The optimizer inside a mixed-precision ``LossScaleOptimizer``, else itself."""
-    return getattr(optimizer, "inner_optimizer", optimizer)
+    return capabilities.unwrap(optimizer)
 
 
 def evaluation_point_name(optimizer) -> str:
     """Where a model trained by ``optimizer`` is evaluated, tested and saved: ``"x"``, the
-    optimizer's evaluation point (Schedule-Free's average, ``evaluation_point()``), or
-    ``"weights"``, the weights it trains (Schedule-Free's y, for Keras's twin)."""
-    return "x" if hasattr(unwrapped(optimizer), "evaluation_point") else "weights"
+    optimizer's evaluation point (Schedule-Free's average), or ``"weights"``, the weights
+    it trains (Schedule-Free's y, for Keras's twin)."""
+    return capabilities.of(optimizer).evaluation_point_name
 
 
 def update_paths(optimizer) -> dict[str, list[str]] | None:
     """``{"muon": [paths], "adamw": [paths]}`` for a built Muon (ours or Keras's: which
     variables took the orthogonalised step, which AdamW's), None for any other rule."""
-    optimizer = unwrapped(optimizer)
-    if hasattr(optimizer, "update_paths"):
-        return optimizer.update_paths()
-    if hasattr(optimizer, "_should_use_adamw"):  # keras.optimizers.Muon
-        paths = {"muon": [], "adamw": []}
-        for variable in optimizer._trainable_variables:
-            paths["adamw" if optimizer._should_use_adamw(variable) else "muon"].append(
-                variable.path)
-        return paths
-    return None
+    return capabilities.of(optimizer).parameter_groups()

@@ -1,6 +1,6 @@
 """The plotting set-up every picture shares: a headless matplotlib, one look per rule.
 
-A rule keeps its colour everywhere (``Rule.colour`` in ``custom_optimizers/rules``); its
+A rule keeps its colour everywhere (``colour`` in ``conf/optimizer/lab/<rule>.yaml``); its
 Keras twin is drawn dashed and thinner, so a gap between the two lines of one colour is a
 finding. matplotlib is imported only when a picture is drawn.
 """
@@ -24,7 +24,7 @@ def pyplot():
 
 def rule_style(rule: str, keras: bool = False) -> dict:
     """Line style of rule ``rule`` (its Keras twin if ``keras``): colour, dash and width."""
-    colours = {r.name: r.colour for r in registry.rules()}
+    colours = {r.name: registry.lab(r.name).colour for r in registry.rules()}
     return {"color": colours.get(rule, UNKNOWN_COLOUR), "linestyle": "--" if keras else "-",
             "linewidth": 1.2 if keras else 1.6}
 

@@ -1,44 +1,30 @@
-"""The rule registry (``custom_optimizers.rules``) for the experiments, without TensorFlow.
+"""The rule registry for the experiments, without TensorFlow: the rules
+(``custom_optimizers.rules``) and the lab's settings of each (``conf/optimizer/lab``).
 
-``import custom_optimizers`` imports TensorFlow (its ``__init__`` registers the optimizers
-with Keras); the rule descriptions need nothing but Python, and a refused config must
-answer fast. ``tf_free_import`` loads a submodule of ``custom_optimizers`` without running
-the package's ``__init__``; a later ``import custom_optimizers`` finds it in place.
+``custom_optimizers.rules`` needs nothing but Python (``import custom_optimizers`` loads a
+class, and TensorFlow, only when one is named), so a refused config answers fast. What the
+lab, not the optimizer library, knows of a rule (its colour, landscape learning rate,
+search space, test arguments) is read here from ``conf/optimizer/lab/<rule>.yaml``
+(``lab``).
 """
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import sys
+import dataclasses
+import functools
+from pathlib import Path
+from typing import Any, Mapping
 
-_PACKAGE = "custom_optimizers"
+from custom_optimizers import rules as _rules_package
+from custom_optimizers.rules import interval
+from experiments.core import CONF
 
-
-def tf_free_import(name: str):
-    """The module ``custom_optimizers.<name>`` (a file or a package), loaded on its own."""
-    full = f"{_PACKAGE}.{name}"
-    if full in sys.modules:
-        return sys.modules[full]
-    location = importlib.util.find_spec(_PACKAGE).submodule_search_locations[0]
-    path = f"{location}/{name.replace('.', '/')}"
-    if os.path.isfile(f"{path}/__init__.py"):
-        spec = importlib.util.spec_from_file_location(
-            full, f"{path}/__init__.py", submodule_search_locations=[path])
-    else:
-        spec = importlib.util.spec_from_file_location(full, f"{path}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[full] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[full]
-        raise
-    return module
+__all__ = ["interval", "rules", "rule", "rule_names", "option_name", "parse_option",
+           "optimizer_names", "SearchDim", "LabSettings", "lab", "lab_file"]
 
 
 def _rules():
-    return tf_free_import("rules")
+    return _rules_package
 
 
 def rules() -> tuple:
@@ -76,3 +62,98 @@ def optimizer_names() -> tuple[str, ...]:
     rule with a Keras twin."""
     return rule_names() + tuple(option_name(r.name, "keras") for r in rules()
                                 if r.keras is not None)
+
+
+# --------------------------------------------------------------------------- lab settings
+@dataclasses.dataclass(frozen=True)
+class SearchDim:
+    """One dimension of a rule's workload-agnostic search space.
+
+    ``scale``: ``"log"`` (the value log-uniform in [low, high]), ``"log1m"`` (1 - value
+    log-uniform in [low, high], for decays close to 1) or ``"linear"``.
+    """
+
+    scale: str
+    low: float
+    high: float
+
+    SCALES = ("log", "log1m", "linear")
+
+    def __post_init__(self):
+        if self.scale not in self.SCALES or not self.low < self.high:
+            raise ValueError(f"SearchDim({self.scale!r}, {self.low}, {self.high}): the scale is "
+                             f"one of {', '.join(self.SCALES)} and low < high")
+        if self.scale != "linear" and self.low <= 0:
+            raise ValueError(f"SearchDim({self.scale!r}, {self.low}, {self.high}): "
+                             "a log scale needs low > 0")
+
+    def value_range(self) -> tuple[float, float]:
+        """The (smallest, largest) hyperparameter value this dimension reaches."""
+        if self.scale == "log1m":
+            return 1.0 - self.high, 1.0 - self.low
+        return self.low, self.high
+
+
+@dataclasses.dataclass(frozen=True)
+class LabSettings:
+    """What the lab, not the optimizer, knows of a rule (``conf/optimizer/lab/<name>.yaml``).
+
+    ``colour``: of its lines in every plot (its Keras twin's dashed); ``landscape_learning_rate``:
+    its η on the 2-D test functions; ``search_space``: the benchmark's and the Optuna presets'
+    workload-agnostic space, the learning rate first; ``test_arguments``: hyperparameters under
+    which every term of the rule matters (the shared tests).
+    """
+
+    colour: str
+    landscape_learning_rate: float
+    search_space: Mapping[str, SearchDim]
+    test_arguments: Mapping[str, Any]
+
+    KEYS = ("colour", "landscape_learning_rate", "search_space", "test_arguments")
+
+
+def lab_file(name: str, conf: Path = CONF) -> Path:
+    """Where rule ``name``'s lab settings live."""
+    return Path(conf) / "optimizer" / "lab" / f"{name}.yaml"
+
+
+@functools.cache
+def lab(name: str, conf: Path = CONF) -> LabSettings:
+    """Rule ``name``'s lab settings, read from ``lab_file`` and checked against the rule: every
+    key known, every name one of the rule's hyperparameters, every value in its range. A
+    one-line ValueError naming the file otherwise."""
+    from omegaconf import OmegaConf
+
+    rule_ = rule(name)
+    path = lab_file(name, conf)
+    if not path.is_file():
+        raise ValueError(f"rule {name!r} has no lab settings: write {path.relative_to(conf.parent)}"
+                         f" ({', '.join(LabSettings.KEYS)}; see docs/adding-a-rule.md)")
+    data = OmegaConf.to_container(OmegaConf.load(path))
+    where = f"{path.name} of rule {name!r}"
+    if set(data) != set(LabSettings.KEYS):
+        raise ValueError(f"{where} holds {', '.join(sorted(data))}: it holds exactly "
+                         f"{', '.join(LabSettings.KEYS)}")
+    space = {}
+    try:
+        for key, value in (data["search_space"] or {}).items():
+            if not (isinstance(value, list) and len(value) == 3):
+                raise ValueError(f"search_space.{key}={value!r} is not [scale, low, high]")
+            space[key] = SearchDim(value[0], float(value[1]), float(value[2]))
+        if next(iter(space), None) != "learning_rate":
+            raise ValueError("the search space starts with learning_rate")
+        settings = LabSettings(str(data["colour"]), float(data["landscape_learning_rate"]),
+                               space, dict(data["test_arguments"] or {}))
+        for key, dim in space.items():
+            for value in dim.value_range():
+                rule_.check(key, value, label=f"search_space.{key}")
+        for key, value in settings.test_arguments.items():
+            rule_.check(key, value, label=f"test_arguments.{key}")
+        rule_.check("learning_rate", settings.landscape_learning_rate,
+                    label="landscape_learning_rate")
+    except KeyError as err:
+        raise ValueError(f"{where}: {err.args[0]} is not a hyperparameter of the rule "
+                         f"({', '.join(rule_.defaults())})") from None
+    except ValueError as err:
+        raise ValueError(f"{where}: {err}") from None
+    return settings

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from custom_optimizers import capabilities
 from experiments.curvature.lanczos import block_lambda_max, lanczos, slq
 from experiments.curvature.operators import FlatLoss, flat_weights
 from experiments.curvature.spectrum import Spectrum
@@ -46,7 +47,7 @@ def inverse_preconditioner(optimizer) -> np.ndarray | None:
     rates = effective_learning_rates(optimizer)
     if rates is None:
         return None
-    lr = float(np.asarray(optimizer._get_current_learning_rate()))
+    lr = float(np.asarray(capabilities.of(optimizer).current_learning_rate()))
     return np.concatenate([np.ravel(np.asarray(r)) for r in rates]).astype(np.float64) / lr
 
 

@@ -28,7 +28,7 @@ class LandscapeSchema:
     steps: int = 500  # optimizer steps (the top-level ``steps`` overrides)
     tolerance: float = 0.01  # reached: within this distance of the minimum, to the end
     escape_radius: float = 1.0  # saddle: escaped once this far from it and below its value
-    # Per rule (sgd, adam, ...); a rule not listed uses its Rule.landscape_learning_rate.
+    # Per rule (sgd, adam, ...); a rule not listed uses its lab landscape_learning_rate.
     learning_rates: Dict[str, float] = field(default_factory=dict)
     greedy_step: float = 0.1  # std of the greedy search's random moves
 
@@ -145,7 +145,7 @@ def optimizer_configs(cfg: DictConfig) -> dict[str, dict]:
             raise ConfigError(f"optimizers: {option!r} is not an optimizer option: choose "
                               f"from {', '.join(options)}")
         opt = compose_option(option)
-        opt.learning_rate = rates.get(opt.name, registry.rule(opt.name).landscape_learning_rate)
+        opt.learning_rate = rates.get(opt.name, registry.lab(opt.name).landscape_learning_rate)
         for key, value in overrides.items():
             if key in opt:
                 opt[key] = value

@@ -94,7 +94,7 @@ def search_space_override(dim) -> str:
 
 def search_preset(rule) -> dict:
     """The ``hparams_search=<rule>_optuna`` preset: Hydra's Optuna sweeper (TPE, seeded) over
-    the rule's search space (``Rule.search_space``), on ``optimizer=<rule>``; override
+    the rule's search space (``conf/optimizer/lab/<rule>.yaml``), on ``optimizer=<rule>``; override
     ``optimizer=keras_<rule>`` to search its Keras twin with the same space."""
     name = f"{rule.name}_optuna"
     return {
@@ -110,7 +110,7 @@ def search_preset(rule) -> dict:
             "n_jobs": 1,  # trials asked per batch; > 1 pays off with hydra/launcher=joblib
             "sampler": {"seed": 0, "n_startup_trials": 5},
             "params": {f"optimizer.{key}": search_space_override(dim)
-                       for key, dim in rule.search_space.items()},
+                       for key, dim in registry.lab(rule.name).search_space.items()},
         }},
     }
 

@@ -23,8 +23,9 @@ import numpy as np
 import tensorflow as tf
 import keras
 
+from custom_optimizers import capabilities
 from experiments.curvature import per_example_loss
-from experiments.core.optim import effective_learning_rates, unwrapped
+from experiments.core.optim import effective_learning_rates
 
 EVAL_BATCH = 1024
 
@@ -155,7 +156,7 @@ class Trainer:
         weight_norm = tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(tf.cast(v, tf.float32)))
                                         for v in variables]))
         self.optimizer.apply_gradients(zip(grads, variables))
-        lr = tf.cast(self.optimizer._get_current_learning_rate(), tf.float32)
+        lr = tf.cast(capabilities.of(self.optimizer).current_learning_rate(), tf.float32)
         values = [tf.cast(loss, tf.float32), correct, lr, grad_norm, weight_norm] + layer_norms
         if self.adaptive:
             rates = [tf.reshape(tf.cast(r, tf.float32), [-1])
@@ -225,10 +226,11 @@ def at_evaluation_point(model, optimizer):
     (``optimizer.evaluation_point(variables)``: Schedule-Free's average x); afterwards the
     weights it trains (y) are back, bit for bit. Without an evaluation point: nothing moves.
     """
-    point = getattr(unwrapped(optimizer), "evaluation_point", None)
-    if point is None:
+    offers = capabilities.of(optimizer)
+    if not offers.has_evaluation_point:
         yield
         return
+    point = offers.evaluation_point
     variables = model.trainable_variables
     trained = [tf.identity(v) for v in variables]
     for variable, value in zip(variables, point(variables)):
