@@ -29,15 +29,17 @@ COMMAND = "python -m experiments.gallery.readme"
 SYMBOLS = {"epsilon": "δ"}
 
 
-def class_docstring(class_path: str) -> str:
-    """The docstring of ``"module:Class"`` under ``custom_optimizers``, read from its source
-    file (importing the package would import TensorFlow)."""
-    module, _, name = class_path.partition(":")
+def optimizer_class(rule) -> tuple[str, str]:
+    """The name and docstring of the class that declares ``rule=`` ``rule`` in its module
+    (``rule.module``, default ``custom_optimizers.<name>``), read from the source file:
+    naming the class would import TensorFlow."""
+    module = rule.module or f"custom_optimizers.{rule.name}"
     package, _, rest = module.partition(".")
     folder = Path(importlib.util.find_spec(package).submodule_search_locations[0])
     tree = ast.parse((folder / f"{rest.replace('.', '/')}.py").read_text())
-    node = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == name)
-    return ast.get_docstring(node) or ""
+    node = next(n for n in tree.body if isinstance(n, ast.ClassDef)
+                and any(k.arg == "rule" for k in n.keywords))
+    return node.name, ast.get_docstring(node) or ""
 
 
 def _markdown(text: str) -> str:
@@ -86,9 +88,9 @@ def table() -> str:
     lines = ["| optimizer | update, in one line | from | Keras twin | equal to the twin |",
              "|---|---|---|---|---|"]
     for rule in registry.rules():
-        doc = class_docstring(rule.class_path)
+        name, doc = optimizer_class(rule)
         keras_name, equal = twin(rule)
-        lines.append(f"| `{rule.class_path.partition(':')[2]}` (`{rule.name}`) | "
+        lines.append(f"| `{name}` (`{rule.name}`) | "
                      f"{formula(doc)} | {source(doc)} | {keras_name} | {equal} |")
     return "\n".join(lines)
 
