@@ -328,3 +328,23 @@ def test_dead_network_with_finite_loss_counts_as_diverged():
             on_step=lambda step, m: seen.append(step))
     assert info.value.step == 2 and info.value.what == "grad_norm"
     assert seen == [1]
+
+
+# ----------------------------------------------------------------------------- run lifecycle
+@pytest.mark.slow
+def test_a_failure_after_the_run_is_created_ends_it_failed(tmp_path, monkeypatch):
+    """Whatever fails between creating the run and training (here: logging the optimizer's
+    paths) ends the run FAILED with the reason; nothing stays RUNNING."""
+    from experiments.train import pipeline
+
+    def broken(logger, optimizer):
+        raise RuntimeError("the store went away")
+
+    monkeypatch.setattr(pipeline, "log_optimizer_paths", broken)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with pytest.raises(RuntimeError, match="the store went away"):
+        pipeline.run(make_cfg("trainer.max_steps=2", *QUIET, f"tracking.uri={uri}"))
+    (r,) = runs_of(uri)
+    assert r.info.status == "FAILED"
+    assert r.data.tags["failure_reason"] == "RuntimeError"
+    assert r.data.tags["failure_message"] == "the store went away"
