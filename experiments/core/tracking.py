@@ -37,8 +37,24 @@ _SECRET_KEY = re.compile(r"(password|passwd|secret|token|api[_-]?key|credential)
 _SECRET_QUERY = re.compile(r"(?P<key>(password|secret|token|api[_-]?key|sig)=)[^&\s]+", re.I)
 
 
+MAX_EXPERIMENT_NAME = 500  # MLflow refuses a longer experiment name (after TF has loaded)
+
+
 class TrackingUnavailable(Refusal, RuntimeError):
     """The tracking store cannot be reached or written; the message is one line."""
+
+
+def check_experiment_name(name) -> None:
+    """Refuse (``ConfigError``) an experiment name MLflow would refuse: empty, blank or
+    longer than ``MAX_EXPERIMENT_NAME`` characters."""
+    from experiments.core.checks import ConfigError
+
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"tracking.experiment_name={name!r} is not valid: give a non-empty "
+                          "name")
+    if len(name) > MAX_EXPERIMENT_NAME:
+        raise ConfigError(f"tracking.experiment_name='{name[:20]}...' is {len(name)} "
+                          f"characters long: MLflow takes at most {MAX_EXPERIMENT_NAME}")
 
 
 def redact(value: str) -> str:

@@ -15,7 +15,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from experiments.core import config, registry, schedules
-from experiments.core.checks import ConfigError, check_range
+from experiments.core.checks import ConfigError, check_numbers, check_range
 from experiments.core.config import (CURVATURE_OPERATORS, MAX_SEED, TrackingSchema,
                                      check_schema_keys, validate_optimizer)
 
@@ -204,6 +204,9 @@ def validate(cfg: DictConfig) -> None:
     _check_strategy(trainer)
     _check_curvature(trainer)
     check_range("tracking.log_every_n_steps", cfg.tracking.log_every_n_steps, low=1)
+    from experiments.core.tracking import check_experiment_name
+
+    check_experiment_name(cfg.tracking.experiment_name)
     from experiments import data, models
 
     for label, check in (("dataset", data.check_params), ("model", models.check_params)):
@@ -212,3 +215,4 @@ def validate(cfg: DictConfig) -> None:
             check(params.pop("name"), **params)
         except ValueError as err:
             raise ConfigError(f"{label}: {err}") from None
+    check_numbers(OmegaConf.to_container(cfg, resolve=True))
