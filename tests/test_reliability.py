@@ -108,9 +108,9 @@ def _start(tmp_path, *extra):
 def _wait_for_checkpoint(tmp_path, proc, timeout=180):
     deadline = time.time() + timeout
     while time.time() < deadline:
-        found = list((tmp_path / "checkpoints").glob("*/progress.json"))
+        found = list((tmp_path / "checkpoints").glob("*/current/progress.json"))
         if found:
-            return found[0].parent
+            return found[0].parent.parent
         if proc.poll() is not None:
             pytest.fail(f"training ended early: {proc.stderr.read()[-2000:]}")
         time.sleep(0.2)
@@ -155,7 +155,7 @@ def test_interrupted_run_resumes_exactly(tmp_path, how, uninterrupted):
         assert r.info.status == "KILLED"
         assert r.data.tags["interrupted_by"] == how
         stopped_at = int(r.data.tags["interrupted_at_step"])
-        progress = json.loads((tmp_path / "checkpoints" / r.info.run_id /
+        progress = json.loads((tmp_path / "checkpoints" / r.info.run_id / "current" /
                                "progress.json").read_text())
         assert progress["step"] == stopped_at
         # everything up to the stop was flushed
@@ -174,6 +174,31 @@ def test_interrupted_run_resumes_exactly(tmp_path, how, uninterrupted):
     assert values == pytest.approx(reference, rel=1e-5, abs=1e-6)
     assert resumed.data.metrics["test_loss"] == pytest.approx(
         straight.data.metrics["test_loss"], rel=1e-5)
+
+
+@pytest.mark.slow
+def test_a_run_still_training_is_not_resumed_twice(tmp_path, uninterrupted):
+    """``trainer.resume=true`` of a run that another process is training is refused at
+    once, naming that process; the first one finishes the run untouched."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    first = _start(tmp_path, f"tracking.uri={uri}")
+    _wait_for_checkpoint(tmp_path, first)
+    first.send_signal(signal.SIGSTOP)  # still training (and holding the run) however slow
+    try:
+        start = time.time()
+        second = cli(*LONG, f"tracking.uri={uri}", "trainer.resume=true", timeout=120)
+        refused_in = time.time() - start
+    finally:
+        first.send_signal(signal.SIGCONT)
+    assert second.returncode == 2, second.stderr[-2000:]
+    assert f"is still being trained by process {first.pid}@" in second.stderr
+    assert second.stderr.count("\n") == 1 and "Traceback" not in second.stderr
+    assert refused_in < 60  # before TensorFlow: seconds, even on a loaded machine
+    _, stderr = first.communicate(timeout=300)
+    assert first.returncode == 0, stderr[-2000:]
+    (r,) = runs_of(uri)
+    assert r.info.status == "FINISHED" and "resumed_from_step" not in r.data.tags
+    assert _steps(uri, r.info.run_id, "loss") == sorted(uninterrupted[1])
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ compose API.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import Any
 
@@ -47,7 +48,7 @@ def check_ready(cfg: DictConfig) -> None:
 
 
 def run(cfg: DictConfig, *, overrides: list[str] | None = None,
-        sweep: dict | None = None, out=sys.stdout) -> dict[str, Any]:
+        sweep: dict | None = None, out=None) -> dict[str, Any]:
     """Train as ``cfg`` says; log to MLflow unless ``tracking.enabled`` is false.
 
     The tracking store is checked first (``TrackingUnavailable``), then data and model are
@@ -60,7 +61,14 @@ def run(cfg: DictConfig, *, overrides: list[str] | None = None,
     ``trainer.curvature_every_n_steps``/``weights_every_n_steps`` ``curvature`` and
     ``weights`` (``experiments.curvature.TrainingWatch``), with
     ``trainer.curvature_spectrum`` ``spectra`` (``experiments.curvature.Spectrum``).
+    The run's checkpoint folder is locked (``experiments.core.resume.RunLock``) while it
+    trains: resuming a run that another live process trains is refused (``ResumeError``).
     """
+    with contextlib.ExitStack() as held:  # the run's lock, released once the run has ended
+        return _run(cfg, overrides, sweep, out or sys.stdout, held)
+
+
+def _run(cfg: DictConfig, overrides, sweep, out, held: contextlib.ExitStack) -> dict[str, Any]:
     from experiments.core import resume as ckpt
 
     t, tr = cfg.trainer, cfg.tracking
@@ -78,6 +86,7 @@ def run(cfg: DictConfig, *, overrides: list[str] | None = None,
 
             resume_id = ckpt.find_run(MlflowClient(tracking_uri=uri), uri, tr.experiment_name,
                                       str(t.resume), fingerprint)
+            held.enter_context(ckpt.RunLock(ckpt.checkpoint_dir(uri, resume_id), resume_id))
 
     from experiments.data import load_dataset
     from experiments.models import build_model
@@ -119,6 +128,9 @@ def run(cfg: DictConfig, *, overrides: list[str] | None = None,
             logger, logged_step, logged_epoch_step = _open_run(
                 run, cfg, uri, name, resume_id, progress, config, fingerprint, sweep, splits,
                 data_params, optimizer)
+            if not resume_id:
+                held.enter_context(ckpt.RunLock(ckpt.checkpoint_dir(uri, logger.run_id),
+                                                logger.run_id))
             hooks = TrackedHooks(logger, model, ckpt.checkpoint_dir(uri, logger.run_id),
                                  t.checkpoint_every_s, logged_step, logged_epoch_step,
                                  fingerprint).as_fit_kwargs()
