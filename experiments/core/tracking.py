@@ -17,7 +17,6 @@ active run, so several runs (nested ones too) can be open in one process.
 from __future__ import annotations
 
 import os
-import re
 import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -25,17 +24,15 @@ from typing import Any, Iterable, Mapping
 from experiments.core import PROJECT_ROOT
 from experiments.core.checks import Refusal
 from experiments.core.metric_store import bulk_store_metrics
+from experiments.core.secrets import redact, redact_config, redact_override, redact_params
+
+__all__ = ["redact", "redact_config", "redact_override", "redact_params"]  # and the rest
 
 DEFAULT_URI = "sqlite:///mlruns/mlflow.db"
 MAX_BATCH = 1000  # MLflow's limit of metrics per log_batch call
 MAX_PARAMS = 100  # ... and of params
 FLUSH_AT = 20_000  # buffered metric rows handed to the store at the latest ...
 FLUSH_EVERY_S = 5.0  # ... or buffered rows at least this often (the UI follows the run)
-
-_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
-_SECRET_KEY = re.compile(r"(password|passwd|secret|token|api[_-]?key|credential)", re.I)
-_SECRET_QUERY = re.compile(r"(?P<key>(password|secret|token|api[_-]?key|sig)=)[^&\s]+", re.I)
-
 
 MAX_EXPERIMENT_NAME = 500  # MLflow refuses a longer experiment name (after TF has loaded)
 
@@ -55,39 +52,6 @@ def check_experiment_name(name) -> None:
     if len(name) > MAX_EXPERIMENT_NAME:
         raise ConfigError(f"tracking.experiment_name='{name[:20]}...' is {len(name)} "
                           f"characters long: MLflow takes at most {MAX_EXPERIMENT_NAME}")
-
-
-def redact(value: str) -> str:
-    """``value`` with URL credentials (``user:password@``, ``?token=...``) replaced by ``***``."""
-    value = _CREDENTIALS.sub(r"\g<scheme>***@", value)
-    return _SECRET_QUERY.sub(r"\g<key>***", value)
-
-
-def _is_secret(key: str) -> bool:
-    """A config key whose value must never be logged (``password``, ``api_key``, ...)."""
-    return bool(_SECRET_KEY.search(str(key).rsplit(".", 1)[-1].lstrip("+~")))
-
-
-def redact_params(params: Mapping[str, Any]) -> dict[str, str]:
-    """Params as strings, with secret-looking keys masked and URL credentials removed."""
-    return {k: "***" if _is_secret(k) else redact(str(v)) for k, v in params.items()}
-
-
-def redact_override(override: str) -> str:
-    """A Hydra override (``key=value``) safe to log."""
-    key, sep, _ = override.partition("=")
-    return f"{key}=***" if sep and _is_secret(key) else redact(override)
-
-
-def redact_config(config: Any, key: str = "") -> Any:
-    """A nested config with secret-looking keys masked and URL credentials removed."""
-    if isinstance(config, Mapping):
-        return {k: redact_config(v, str(k)) for k, v in config.items()}
-    if isinstance(config, (list, tuple)):
-        return [redact_config(v, key) for v in config]
-    if _is_secret(key):
-        return "***"
-    return redact(config) if isinstance(config, str) else config
 
 
 def _retrying(call, *args, attempts: int = 8, **kwargs):
@@ -229,8 +193,8 @@ def ui_command(uri: str) -> str:
             rel = db.relative_to(Path.cwd())
             return f"mlflow ui --backend-store-uri sqlite:///{rel.as_posix()}"
         except ValueError:
-            return f"mlflow ui --backend-store-uri {uri}"
-    return f"open {uri} in a browser"
+            return f"mlflow ui --backend-store-uri {redact(uri)}"
+    return f"open {redact(uri)} in a browser"
 
 
 class RunLogger:
