@@ -152,3 +152,18 @@ def test_a_checkpoint_of_the_first_layout_is_still_read(tmp_path, model):
     resume.save_checkpoint(folder, model, {"step": 8})  # the new layout supersedes it
     assert not (folder / "model.keras").exists()
     assert resume.load_checkpoint(folder)[1]["step"] == 8
+
+
+def test_keras_is_required_without_the_known_safe_mode_bypasses():
+    """Checkpoints are ``.keras`` files loaded back (on a shared file system too): Keras
+    before 3.11 had known bypasses of ``safe_mode`` in model loading."""
+    import tomllib
+    from importlib.metadata import version
+
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    (keras,) = [Requirement(r) for r in project["dependencies"]
+                if Requirement(r).name == "keras"]
+    assert not keras.specifier.contains("3.10.0") and keras.specifier.contains("3.11.0")
+    assert keras.specifier.contains(version("keras"))
