@@ -197,6 +197,10 @@ def ui_command(uri: str) -> str:
     return f"open {redact(uri)} in a browser"
 
 
+class _NotTried(Exception):
+    """A metric write skipped because one before it failed (it is sent again with it)."""
+
+
 class RunLogger:
     """One MLflow run: params, tags, buffered metrics, artifacts, a final status."""
 
@@ -205,7 +209,8 @@ class RunLogger:
         self.run_id = run_id
         self.flush_at = flush_at
         self._buffer: list = []
-        self._pending: list = []
+        self._pending: list = []  # (future, rows) handed to the writer, oldest first
+        self._failed = False  # a write failed: the writer skips those behind it
         self._writer = None  # one background thread, started on the first flush
         self._last_flush = time.monotonic()
 
@@ -253,21 +258,28 @@ class RunLogger:
         self.flush(force=False)
 
     def flush(self, force: bool = True) -> None:
-        """Hand the buffered metrics to the background writer and return at once.
+        """Hand the buffered metrics to the background writer.
 
         With ``force=False`` (after every step and epoch) only when ``FLUSH_EVERY_S``
         seconds have passed since the last hand-over or ``flush_at`` rows wait, and the
         writer has stored everything before: the store gets few, large writes (a commit
         costs tens of ms on a busy disk) and the MLflow UI still follows a long run every
-        few seconds. ``wait`` (called by ``end`` and before every checkpoint) blocks until
+        few seconds. Past ``flush_at`` rows with a write still pending, it blocks until
+        that write is done (a stalled store stops the training instead of filling the
+        memory). ``wait`` (called by ``end`` and before every checkpoint) blocks until
         everything is stored.
         """
+        self._settle(block=False)
         if not self._buffer:
             return
-        if not force and (
-                (len(self._buffer) < self.flush_at
-                 and time.monotonic() - self._last_flush < FLUSH_EVERY_S)
-                or any(not p.done() for p in self._pending)):
+        if not force and self._pending:
+            if len(self._buffer) < self.flush_at:
+                return
+            if self._settle(block=True) is not None:  # bounded: wait for the write before
+                self.wait()  # a failed one is sent again; a store that stays down raises
+                return
+        elif not force and (len(self._buffer) < self.flush_at
+                            and time.monotonic() - self._last_flush < FLUSH_EVERY_S):
             return
         if self._writer is None:
             from concurrent.futures import ThreadPoolExecutor
@@ -275,24 +287,58 @@ class RunLogger:
             self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-metrics")
         chunk, self._buffer = self._buffer, []
         self._last_flush = time.monotonic()
-        self._pending.append(self._writer.submit(self._store_metrics, chunk))
+        self._pending.append((self._writer.submit(self._store_metrics, chunk), chunk))
+
+    def _settle(self, block: bool) -> BaseException | None:
+        """Take the finished writes off the queue, in order (all of them with ``block``).
+        A write that failed, and every one queued after it (not tried, so that no later
+        step is stored before an earlier one), go back to the front of the buffer to be
+        sent again: the store never has a gap that resume's ``last_logged_step`` would
+        skip. Returns the first failure."""
+        error, requeued = None, []
+        while self._pending and (block or self._pending[0][0].done()):
+            operation, rows = self._pending.pop(0)
+            problem = operation.exception()
+            if problem is not None:
+                requeued += rows
+                if error is None and not isinstance(problem, _NotTried):
+                    error = problem
+        if requeued:
+            self._buffer[:0] = requeued
+        if not self._pending:
+            self._failed = False  # what failed is back in the buffer: try again
+        return error
 
     def _store_metrics(self, rows: list[tuple[str, float, int, int]]) -> None:
-        """Store ``(key, value, timestamp, step)`` rows: in bulk where the store allows."""
+        """Store ``(key, value, timestamp, step)`` rows: in bulk where the store allows.
+        Runs in the writer thread, one write after the other; after a failure, the
+        writes queued behind it are not tried (``_NotTried``) until it is sent again."""
         from mlflow.entities import Metric
 
-        if _retrying(bulk_store_metrics, self.client, self.run_id, rows):
-            return
-        for i in range(0, len(rows), MAX_BATCH):
-            _retrying(self.client.log_batch, self.run_id, metrics=[
-                Metric(k, v, ts, step) for k, v, ts, step in rows[i:i + MAX_BATCH]])
+        if self._failed:
+            raise _NotTried
+        try:
+            if _retrying(bulk_store_metrics, self.client, self.run_id, rows):
+                return
+            for i in range(0, len(rows), MAX_BATCH):
+                _retrying(self.client.log_batch, self.run_id, metrics=[
+                    Metric(k, v, ts, step) for k, v, ts, step in rows[i:i + MAX_BATCH]])
+        except BaseException:
+            self._failed = True
+            raise
 
-    def wait(self) -> None:
-        """Flush, then block until every metric sent so far is in the store."""
-        self.flush()
-        pending, self._pending = self._pending, []
-        for operation in pending:
-            operation.result()
+    def wait(self, attempts: int = 3) -> None:
+        """Flush, then block until every metric sent so far is in the store; a failed
+        write is sent again (``attempts`` in all, a second apart), then its error raised
+        (the rows stay buffered)."""
+        for attempt in range(attempts):
+            self.flush()
+            error = self._settle(block=True)
+            if error is None:
+                return
+            if attempt < attempts - 1:
+                time.sleep(1.0)
+        raise error
 
     def log_datasets(self, datasets: Iterable[tuple[Any, str]]) -> None:
         """Record ``(mlflow.data dataset, context)`` pairs as the run's dataset inputs."""
