@@ -25,6 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
     ("https://store/blob?sv=1&sig=abc%2Fdef", "https://store/blob?sv=1&sig=***"),
     ("https://github.com/@someone/repo", "https://github.com/@someone/repo"),  # not a login
     ("http://127.0.0.1:5000", "http://127.0.0.1:5000"),
+    ("+tracking.tags.db=postgresql\\://u\\:pa/ss@db/x",  # as Hydra escapes a sweep's
+     "+tracking.tags.db=postgresql\\://***@db/x"),
     ("from sqlite:///mlruns/mlflow.db to postgresql://u:pw@h/d, password=x y",
      "from sqlite:///mlruns/mlflow.db to postgresql://***@h/d, password=*** y"),
 ])
@@ -50,6 +52,16 @@ def test_the_stopped_line_masks_secrets():
     assert plain.endswith("trainer.epochs=3 trainer.resume=abc")
 
 
+def test_hydra_log_records_are_redacted(caplog):
+    """Hydra's launcher logs each job's overrides (escaped, as above) on the console."""
+    import logging
+
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("hydra._internal.core_plugins.basic_launcher").info(
+            "\t#%d : %s", 0, "tracking.uri=postgresql\\://mlflow\\:pa/ss@db/mlflow")
+    assert caplog.records[-1].getMessage() == "\t#0 : tracking.uri=postgresql\\://***@db/mlflow"
+
+
 SECRETS = ["+tracking.tags.source=https://alice:pa/ss@example.org/repo",
            "+tracking.tags.db=postgresql+psycopg2://mlflow:p@ss@db/mlflow",
            "+tracking.tags.api_token=s3cr3t-token"]
@@ -71,7 +83,7 @@ def test_no_secret_in_params_tags_artifacts_console_or_outputs(tmp_path):
     console = b""
     for extra in ([f"hydra.run.dir={tmp_path / 'outputs'}"],
                   ["-m", f"hydra.sweep.dir={tmp_path / 'multirun'}", "trainer.seed=1"]):
-        result = subprocess.run([sys.executable, "-m", "experiments.train", *common, *extra],
+        result = subprocess.run([sys.executable, "-m", "experiments.train", *extra, *common],
                                 cwd=ROOT, env=env, capture_output=True, timeout=300)
         assert result.returncode == 0, result.stderr[-2000:]
         console += result.stdout + result.stderr

@@ -108,11 +108,36 @@ class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
         return spec
 
 
+def _redacting_records() -> None:
+    """Hydra's launchers and sweepers log every job's overrides (``#0 : tracking.uri=...``),
+    a password with them: their log records are redacted (``experiments.core.secrets``)
+    when made, before any handler or file sees them."""
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "redacting", False):
+        return
+
+    def factory(*args, **kwargs):
+        record = previous(*args, **kwargs)
+        if record.name.startswith("hydra"):  # hydra.*, hydra_plugins.*
+            from experiments.core.secrets import redact
+
+            message = record.getMessage()
+            safe = redact(message)
+            if safe != message:
+                record.msg, record.args = safe, None
+        return record
+
+    factory.redacting = True
+    logging.setLogRecordFactory(factory)
+
+
 def install() -> None:
     """Filter TensorFlow's start-up notices (unless ``TF_CPP_MIN_LOG_LEVEL`` is set or
-    TensorFlow is already imported) and lower MLflow's store-creation messages."""
+    TensorFlow is already imported), redact Hydra's log records and lower MLflow's
+    store-creation messages."""
     if "TF_CPP_MIN_LOG_LEVEL" not in os.environ and "tensorflow" not in sys.modules and not any(
             isinstance(f, _QuietTensorFlowImport) for f in sys.meta_path):
         sys.meta_path.insert(0, _QuietTensorFlowImport())
+    _redacting_records()
     if "MLFLOW_LOGGING_LEVEL" not in os.environ:
         logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)

@@ -7,13 +7,14 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-_URL = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*)://(?P<rest>[^\s'\"<>,]+)")
+# A URL, also as Hydra escapes it in a sweep's overrides (``https\://user\:pw@host``).
+_URL = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*)(?P<colon>\\?:)//(?P<rest>[^\s'\"<>,]+)")
 _SECRET_KEY = re.compile(r"(password|passwd|secret|token|api[_-]?key|credential)", re.I)
 _SECRET_PAIR = re.compile(r"(?P<key>[\w.+~-]*(password|passwd|secret|token|api[_-]?key|"
                           r"credential)[\w.-]*=)[^&\s,]+", re.I)
 
 
-def _redact_url(scheme: str, rest: str) -> str:
+def _redact_url(scheme: str, rest: str, colon: str = ":") -> str:
     """One URL with its credentials (``user:password@``) masked, and the values of
     secret-looking query keys (``?token=...``).
 
@@ -40,14 +41,14 @@ def _redact_url(scheme: str, rest: str) -> str:
         if any(secret):  # a signed URL's "sig" too
             query = "&".join(f"{quote(k, safe='')}=" + ("***" if hidden else quote(v, safe=""))
                              for (k, v), hidden in zip(pairs, secret))
-    return f"{scheme}://{path}{sep}{query}"
+    return f"{scheme}{colon}//{path}{sep}{query}"
 
 
 def redact(value: str) -> str:
     """``value`` with the credentials of every URL in it (``user:password@``, secret query
     values such as ``?token=...``) and every ``<secret key>=<value>`` pair masked by
     ``***``."""
-    value = _URL.sub(lambda m: _redact_url(m["scheme"], m["rest"]), str(value))
+    value = _URL.sub(lambda m: _redact_url(m["scheme"], m["rest"], m["colon"]), str(value))
     return _SECRET_PAIR.sub(r"\g<key>***", value)
 
 
