@@ -712,3 +712,15 @@ def test_keras_home_default_and_env(monkeypatch, tmp_path):
     assert data.keras_home() == tmp_path / "kh"
     (tmp_path / "kh").mkdir()
     assert data.keras_datasets_dir() == tmp_path / "kh" / "datasets"
+
+
+def test_the_cache_is_compressed(tmp_path):
+    import zipfile
+
+    splits = load_dataset("digits", cache_dir=tmp_path)
+    (path,) = tmp_path.glob("*.npz")
+    with zipfile.ZipFile(path) as archive:
+        assert {i.compress_type for i in archive.infolist()} == {zipfile.ZIP_DEFLATED}
+    again = load_dataset("digits", cache_dir=tmp_path)
+    assert again.from_cache
+    np.testing.assert_array_equal(again.x_train, splits.x_train)

@@ -373,3 +373,38 @@ def test_a_failure_after_the_run_is_created_ends_it_failed(tmp_path, monkeypatch
     assert r.info.status == "FAILED"
     assert r.data.tags["failure_reason"] == "RuntimeError"
     assert r.data.tags["failure_message"] == "the store went away"
+
+
+# ----------------------------------------------------------------------------- growth
+@pytest.mark.slow
+def test_a_finished_run_leaves_no_checkpoint_behind(tmp_path, monkeypatch):
+    from experiments.core import resume
+    from experiments.train.pipeline import run
+
+    saved = []
+    real = resume.save_checkpoint
+    monkeypatch.setattr(resume, "save_checkpoint",
+                        lambda folder, *a: saved.append(folder) or real(folder, *a))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = run(make_cfg("trainer.epochs=2", "trainer.checkpoint_every_s=0", *QUIET,
+                          f"tracking.uri={uri}"))
+    assert saved and saved[0] == tmp_path / "checkpoints" / result["run_id"]
+    assert not saved[0].exists(), "a FINISHED run has nothing to resume"
+
+
+@pytest.mark.parametrize("config", ["train", "landscape", "surface"])
+def test_output_folders_of_the_same_second_differ(config):
+    """Two runs or sweeps started in the same second got one folder (and one sweep tag)."""
+    import re
+
+    from experiments.landscape.config import register_schemas as landscape_schemas
+    from experiments.surface.config import register_schemas as surface_schemas
+
+    landscape_schemas()
+    surface_schemas()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        folders = [compose(config, return_hydra_config=True).hydra for _ in range(2)]
+    for key in ("run", "sweep"):
+        a, b = (str(f[key].dir) for f in folders)
+        assert re.search(r"/\d{2}-\d{2}-\d{2}-\d{6}$", a), a
+        assert a != b

@@ -174,6 +174,8 @@ def _run(cfg: DictConfig, overrides, sweep, out, held: contextlib.ExitStack) -> 
             log_artifacts(logger, cfg, model, history, overrides, resumed=bool(resume_id),
                            watch=watch)
             final.update(run_id=logger.run_id, tracking_uri=uri)
+    if logger is not None:  # FINISHED: nothing left to resume, the checkpoints go
+        ckpt.remove_checkpoints(ckpt.checkpoint_dir(uri, logger.run_id))
     if logger is None:
         print(f"Finished (not tracked): validation loss {final['val_loss']:.4f}, "
               f"test accuracy {final['test_accuracy']:.4f} after {final['steps']} steps.",
