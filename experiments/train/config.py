@@ -44,9 +44,9 @@ class TrainerSchema:
     loss: str = "cross_entropy"
     full_batch: bool = False  # every step on the whole training split (gradient descent)
     # Curvature (experiments.curvature): λ_max, λ_min, preconditioned λ_max at step 0, every
-    # n steps and after the last; 0 = off. On curvature_samples examples (0, or more than
-    # the training split: all of it), curvature_iterations Lanczos steps (Hessian-vector
-    # products) each.
+    # n steps and after the last; 0 = off. On curvature_samples examples (0: all of the
+    # training split up to 10000, a seeded sample of 10000 beyond; more than the split:
+    # all of it), curvature_iterations Lanczos steps (Hessian-vector products) each.
     curvature_every_n_steps: int = 0
     curvature_samples: int = 0
     curvature_iterations: int = 20
