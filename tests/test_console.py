@@ -65,3 +65,21 @@ def test_importing_tensorflow_after_experiments_is_quiet():
     if not console.NOISE.search(loud):
         pytest.skip("this TensorFlow prints no start-up notices: nothing to filter")
     assert quiet.strip() == "ours", quiet
+
+
+def test_a_message_written_before_an_abort_is_not_lost():
+    """TensorFlow's import can abort() (a CHECK failure, an unsupported CPU): what it wrote
+    while stderr was filtered still reaches the console (it used to die with the process)."""
+    import subprocess
+
+    code = ("import os\n"
+            "from experiments.core import console\n"
+            "with console.filtered_stderr():\n"
+            "    os.write(2, b'oneDNN custom operations are on: noise\\n')\n"
+            "    os.write(2, b'F0000 check failed: the CPU lacks AVX\\n')\n"
+            "    os.abort()\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == -6  # SIGABRT
+    assert "F0000 check failed: the CPU lacks AVX" in result.stderr
+    assert "oneDNN" not in result.stderr

@@ -225,3 +225,35 @@ def test_full_batch_mse_is_gradient_descent_on_the_whole_split():
     for before, after in zip(weights, weights[1:]):
         expected = before - lr * f.gradient(before.astype(np.float64))
         assert np.allclose(after, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_a_large_split_is_sampled_by_default():
+    """``curvature_samples=0`` on MNIST or CIFAR-10 evaluated every training example in
+    one pass (gigabytes): it takes a seeded sample of ``DEFAULT_SAMPLES`` now."""
+    from experiments.curvature.watch import DEFAULT_SAMPLES, subset
+
+    assert DEFAULT_SAMPLES == 10_000
+    rows = subset(54_000, 0, seed=3)
+    assert len(rows) == DEFAULT_SAMPLES == len(set(rows)) and list(rows) == sorted(rows)
+    assert np.array_equal(rows, subset(54_000, 0, seed=3))
+    assert np.array_equal(subset(4_500, 0, seed=3), np.arange(4_500))  # small: all of it
+    assert np.array_equal(subset(54_000, 54_000, seed=3), np.arange(54_000))  # asked: all
+
+
+def test_weight_snapshots_are_kept_on_disk_not_in_memory():
+    import os
+
+    from experiments.curvature.watch import Snapshots, TrainingWatch
+
+    assert TrainingWatch.__dataclass_fields__["weights"].default_factory is Snapshots
+    kept = Snapshots()
+    assert not kept and kept.array().shape == (0, 0)
+    rows = np.random.default_rng(0).normal(size=(3, 1000))
+    for row in rows:
+        kept.append(row)
+    np.testing.assert_array_equal(kept.array(), rows.astype(np.float32))
+    assert len(kept) == 3 and os.fstat(kept._file.fileno()).st_size == 3 * 1000 * 4
+    np.testing.assert_array_equal(np.stack(kept), rows.astype(np.float32))
+    np.testing.assert_array_equal(kept[1:][0], rows[1].astype(np.float32))
+    with pytest.raises(ValueError, match="a snapshot of 5 weights"):
+        kept.append(np.zeros(5))

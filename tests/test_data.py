@@ -471,6 +471,14 @@ def _accept_tiny_file(monkeypatch, name, path):
     monkeypatch.setattr(file_utils, "validate_file", lambda *a, **k: True)
 
 
+def _accept_tiny_files(monkeypatch, folder):
+    """Our tiny files in ``folder`` are not the published ones: make their digests the
+    expected ones (``data.FILE_DIGESTS``)."""
+    for path in folder.iterdir():
+        monkeypatch.setitem(data.FILE_DIGESTS, f"{folder.name}/{path.name}",
+                            ("sha256", _sha256(path)))
+
+
 def _check_against_source(splits, x_train, y_train, x_test, y_test, shape):
     """standardize=False splits hold exactly the source rows, scaled by 1/255."""
     assert splits.input_shape == shape and splits.x_train.shape[1:] == shape
@@ -526,6 +534,7 @@ def test_fashion_mnist_from_the_keras_cache(keras_home, no_network, monkeypatch,
     _idx(folder / "train-labels-idx1-ubyte.gz", y_train, 2049)
     _idx(folder / "t10k-images-idx3-ubyte.gz", x_test, 2051)
     _idx(folder / "t10k-labels-idx1-ubyte.gz", y_test, 2049)
+    _accept_tiny_files(monkeypatch, folder)
     calls = _spy(monkeypatch, keras.datasets.fashion_mnist, "load_data")
 
     splits = load_dataset("fashion_mnist", standardize=False, cache_dir=tmp_path / "cache")
@@ -554,6 +563,7 @@ def test_cifar10_from_an_extracted_folder(layout, keras_home, no_network, monkey
         part = slice(20 * i, 20 * (i + 1))
         (folder / f"data_batch_{i + 1}").write_bytes(_cifar_batch(x_train[part], y_train[part]))
     (folder / "test_batch").write_bytes(_cifar_batch(x_test, y_test))
+    _accept_tiny_files(monkeypatch, folder)
     calls = _spy(monkeypatch, keras_cifar, "load_batch")
 
     splits = load_dataset("cifar10", standardize=False, cache_dir=tmp_path / "cache")
@@ -641,6 +651,39 @@ def test_partial_fashion_mnist_names_the_missing_file(keras_home, no_network):
         data.check_available("fashion_mnist")
 
 
+@pytest.mark.parametrize("name, folder, files", [
+    ("fashion_mnist", "fashion-mnist", keras_cache._FASHION_FILES),
+    ("cifar10", "cifar-10-batches-py", keras_cache._CIFAR_BATCHES),
+])
+def test_every_cached_file_is_checked_by_its_digest(name, folder, files, keras_home,
+                                                    no_network, monkeypatch):
+    """Fashion-MNIST's .gz files and an extracted CIFAR-10 folder: a truncated file is
+    refused in one line naming it, before TensorFlow or Keras (it used to fail with a
+    traceback inside Keras, after TensorFlow had loaded)."""
+    where = keras_home / "datasets" / folder
+    where.mkdir(parents=True)
+    for i, file in enumerate(files):
+        (where / file).write_bytes(bytes(range(256)) * (i + 1))
+    _accept_tiny_files(monkeypatch, where)
+    data.check_available(name)  # whole files pass
+    damaged = where / files[-1]
+    damaged.write_bytes(damaged.read_bytes()[:100])  # a download cut short
+    with pytest.raises(DatasetUnavailable) as refused:
+        data.check_available(name)
+    message = str(refused.value)
+    assert f"{damaged} exists but its SHA-256 is not the published one (truncated" in message
+    assert "\n" not in message
+    monkeypatch.delitem(data.FILE_DIGESTS, f"{folder}/{files[0]}")
+    with pytest.raises(KeyError):  # every file has its digest: none is read unchecked
+        data.check_available(name)
+
+
+def test_the_published_digests_cover_every_file():
+    assert {f"fashion-mnist/{f}" for f in keras_cache._FASHION_FILES} | {
+        f"cifar-10-batches-py/{f}" for f in keras_cache._CIFAR_BATCHES} == set(data.FILE_DIGESTS)
+    assert all(len(d) == {"sha256": 64, "md5": 32}[a] for a, d in data.FILE_DIGESTS.values())
+
+
 def test_wrong_file_is_not_handed_to_keras(keras_home, no_network, tmp_path):
     """Keras would re-download (and delete) a file whose hash is off; we stop before that."""
     path = keras_home / "datasets" / "mnist.npz"
@@ -669,3 +712,15 @@ def test_keras_home_default_and_env(monkeypatch, tmp_path):
     assert data.keras_home() == tmp_path / "kh"
     (tmp_path / "kh").mkdir()
     assert data.keras_datasets_dir() == tmp_path / "kh" / "datasets"
+
+
+def test_the_cache_is_compressed(tmp_path):
+    import zipfile
+
+    splits = load_dataset("digits", cache_dir=tmp_path)
+    (path,) = tmp_path.glob("*.npz")
+    with zipfile.ZipFile(path) as archive:
+        assert {i.compress_type for i in archive.infolist()} == {zipfile.ZIP_DEFLATED}
+    again = load_dataset("digits", cache_dir=tmp_path)
+    assert again.from_cache
+    np.testing.assert_array_equal(again.x_train, splits.x_train)

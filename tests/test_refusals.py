@@ -69,8 +69,32 @@ TRAIN = [
                                   "that id"),
     (["trainer.resume=true", "tracking=off"], "trainer.resume needs tracking"),
     (["dataset=mnist"], "Error: dataset 'mnist' is not available offline"),
-    (["hydra.run.dir=/proc/no-folder"], "hydra.run.dir=/proc/no-folder cannot be created: "),
+    (["hydra.run.dir=/proc/no-folder"], "hydra.run.dir=/proc/no-folder cannot be created"),
     (["-m", "hydra.sweep.dir=/proc/no-folder"], "hydra.sweep.dir=/proc/no-folder cannot be"),
+    # what passed every early check before (issue 29, item 7): one range check for all
+    (["optimizer.weight_decay=inf"], "optimizer.weight_decay=inf is not a finite number"),
+    (["optimizer.global_clipnorm=inf"], "optimizer.global_clipnorm=inf is not a finite"),
+    (["tracking.experiment_name="], "tracking.experiment_name='' is not valid"),
+    ([f"tracking.experiment_name={'x' * 501}"], "is 501 characters long: MLflow takes at "
+                                               "most 500"),
+    (["model.width=1000000000"], "model.width=1000000000 is out of range: valid values are "
+                                 "at most 16384"),
+    (["model.depth=100000"], "model.depth=100000 is out of range"),
+    (["trainer.curvature_every_n_steps=1", "trainer.curvature_iterations=100000000"],
+     "trainer.curvature_iterations=100000000 is out of range"),
+    (["trainer.logical_cpus=1000000"], "trainer.logical_cpus=1000000 is out of range"),
+    (["schedule=warmup", "schedule.warmup_steps=1e20"], "schedule.warmup_steps=1e20"),
+    (["schedule=warmup", "schedule.warmup_steps=100000000000000000000"],
+     "schedule.warmup_steps=100000000000000000000 is out of range"),
+    (["trainer.curvature_every_n_steps=100000000000000000000"],
+     "trainer.curvature_every_n_steps"),
+    (["-m", "trainer.seed=range(0,100000)"], "a sweep of 100000 jobs (trainer.seed: 100000 "
+                                             "values) is more than 10000"),
+    (["--config-dir", "/proc/no-folder"], "--config-dir=/proc/no-folder: no such folder"),
+    (["-cp", "/proc/no-folder"], "--config-path=/proc/no-folder: no such folder"),
+    (["-cp", str(ROOT / "conf"), "trainer.epochs=0"], "trainer.epochs=0 is out of range"),
+    (["--config-dir", str(ROOT / "conf" / "optimizer"), "optimizer.weight_decay=nan"],
+     "optimizer.weight_decay=nan is not a finite number"),
 ]
 
 LANDSCAPE = [
@@ -84,6 +108,9 @@ LANDSCAPE = [
     (["seed=-1"], "seed=-1 is out of range: valid values are in [0, 4294967295]"),
     (["optimizers=[sgd]", "tracking.uri=sqlite:////proc/no-store/mlflow.db"],
      "Error: cannot create the tracking store folder /proc/no-store"),
+    (["optimizers=[sgd]", "output_dir=/proc/nope"], "output_dir=/proc/nope cannot be created"),
+    (["grid_points=100000000000"], "grid_points=100000000000 is out of range: valid values "
+                                   "are at most 2147483647"),
 ]
 
 SURFACE = [
@@ -94,6 +121,8 @@ SURFACE = [
     (["seed=-1"], "seed=-1 is out of range: valid values are in [0, 4294967295]"),
     (["tracking.uri=sqlite:////proc/no-store/mlflow.db"],
      "Error: cannot create the tracking store folder /proc/no-store"),
+    (["output_dir=/proc/nope"], "output_dir=/proc/nope cannot be created"),
+    (["model.width=1000000000"], "model.width=1000000000 is out of range"),
 ]
 
 COMPARE = [
@@ -153,9 +182,10 @@ def results(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("refusals")
     store = tmp / "store" / "mlflow.db"
 
-    def args(argv, *more):  # a store of the test's own, unless the case names one
-        given = any(a.startswith("tracking.uri=") for a in argv)
-        return [*argv, *([] if given else [f"tracking.uri=sqlite:///{store}"]), *more]
+    def args(argv, *more):  # a store and a folder of the test's own, unless the case names one
+        more = [f"tracking.uri=sqlite:///{store}", *more]
+        return [*argv, *(m for m in more
+                         if not any(a.startswith(m.split("=")[0] + "=") for a in argv))]
 
     cases = [("experiments.train", args(argv)) for argv, _ in TRAIN]
     cases += [("experiments.landscape", args(argv, f"output_dir={tmp / 'out'}"))
@@ -265,3 +295,76 @@ def test_every_refusal_type_ends_in_one_line_and_exit_2(kind, capsys):
                                        "choose 1 or 2\n")
     with pytest.raises(KeyError), refusing():
         raise KeyError("not a refusal")
+
+
+# ----------------------------------------------------------------------------- one range check
+@pytest.mark.parametrize("config, message", [
+    ({"optimizer": {"weight_decay": float("inf")}}, "optimizer.weight_decay=inf is not a finite"),
+    ({"a": {"b": [1.0, float("nan")]}}, "a.b[1]=nan is not a finite number"),
+    ({"trainer": {"warmup": 2**31}}, "trainer.warmup=2147483648 is out of range: valid values "
+                                     "are at most 2147483647"),
+    ({"model": {"depth": 100_000}}, "model.depth=100000 is out of range"),
+    ({"trainer": {"curvature_iterations": 100_000_000}}, "trainer.curvature_iterations="),
+    ({"trainer": {"logical_cpus": 1_000_000}}, "trainer.logical_cpus=1000000 is out of range"),
+    ({"dataset": {"seed": 2**32}}, "dataset.seed=4294967296 is out of range: valid values are "
+                                   "at most 4294967295"),
+])
+def test_one_range_check_refuses_what_no_other_check_did(config, message):
+    from experiments.core.checks import ConfigError, check_numbers
+
+    with pytest.raises(ConfigError) as info:
+        check_numbers(config)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_one_range_check_passes_what_is_in_range():
+    from experiments.core.checks import MAX_SEED, check_numbers
+
+    check_numbers({"trainer": {"seed": MAX_SEED, "epochs": 2**31 - 1, "lr": 1e300,
+                               "flag": True, "name": "x", "none": None},
+                   "model": {"width": 16_384}, "list": [1, 2.5, "a"]})
+
+
+def test_an_output_folder_is_tested_without_leaving_anything(tmp_path):
+    from experiments.core.checks import ConfigError, check_folder
+
+    check_folder("output_dir", tmp_path / "new" / "deeper")
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "file").write_text("in the way")
+    with pytest.raises(ConfigError, match=r"output_dir=.*/file/sub cannot be created or "
+                                          "written: Not a directory"):
+        check_folder("output_dir", tmp_path / "file" / "sub")
+
+
+def test_a_sweep_too_large_is_refused_without_listing_it():
+    """``range(0, 10**12)`` would take minutes to list: it is counted, not expanded."""
+    from experiments.core import cli
+    from experiments.core.checks import ConfigError
+
+    fixed, dims = cli._dimensions(["trainer.seed=range(0,1000000000000)", "trainer.epochs=2"],
+                                  None, True)
+    assert fixed == ["trainer.epochs=2"]
+    assert dims == [("trainer.seed", ["trainer.seed=0", "trainer.seed=999999999999"],
+                     10**12)]
+    with pytest.raises(ConfigError, match="a sweep of 1000000000000 jobs"):
+        cli._jobs(fixed, dims)
+    _, dims = cli._dimensions(["trainer.seed=range(0,50)", "optimizer=adam,sgd"], None, True)
+    jobs = cli._jobs([], dims)  # 100 jobs: the range checked at its ends
+    assert ["trainer.seed=49", "optimizer=sgd"] in jobs and len(jobs) == 4
+
+
+def test_config_dir_and_path_are_checked_too(tmp_path, capsys):
+    """``--config-dir`` adds a folder to the search path, ``-cp`` replaces the primary one:
+    both are composed and checked like the default (they used to skip the check)."""
+    from experiments.core.cli import check_command_line
+    from experiments.train.__main__ import _check
+
+    extra = tmp_path / "extra" / "optimizer"
+    extra.mkdir(parents=True)
+    (extra / "mine.yaml").write_text("defaults:\n  - adam\n  - _self_\nweight_decay: .inf\n")
+    with pytest.raises(SystemExit) as ended:
+        check_command_line("train", _check, ["--config-dir", str(tmp_path / "extra"),
+                                             "optimizer=mine"])
+    assert ended.value.code == 2
+    assert "optimizer.weight_decay=inf is not a finite number" in capsys.readouterr().err
+    check_command_line("train", _check, ["-cp", str(ROOT / "conf"), "trainer.epochs=2"])

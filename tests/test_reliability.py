@@ -108,9 +108,9 @@ def _start(tmp_path, *extra):
 def _wait_for_checkpoint(tmp_path, proc, timeout=180):
     deadline = time.time() + timeout
     while time.time() < deadline:
-        found = list((tmp_path / "checkpoints").glob("*/progress.json"))
+        found = list((tmp_path / "checkpoints").glob("*/current/progress.json"))
         if found:
-            return found[0].parent
+            return found[0].parent.parent
         if proc.poll() is not None:
             pytest.fail(f"training ended early: {proc.stderr.read()[-2000:]}")
         time.sleep(0.2)
@@ -155,7 +155,7 @@ def test_interrupted_run_resumes_exactly(tmp_path, how, uninterrupted):
         assert r.info.status == "KILLED"
         assert r.data.tags["interrupted_by"] == how
         stopped_at = int(r.data.tags["interrupted_at_step"])
-        progress = json.loads((tmp_path / "checkpoints" / r.info.run_id /
+        progress = json.loads((tmp_path / "checkpoints" / r.info.run_id / "current" /
                                "progress.json").read_text())
         assert progress["step"] == stopped_at
         # everything up to the stop was flushed
@@ -174,6 +174,31 @@ def test_interrupted_run_resumes_exactly(tmp_path, how, uninterrupted):
     assert values == pytest.approx(reference, rel=1e-5, abs=1e-6)
     assert resumed.data.metrics["test_loss"] == pytest.approx(
         straight.data.metrics["test_loss"], rel=1e-5)
+
+
+@pytest.mark.slow
+def test_a_run_still_training_is_not_resumed_twice(tmp_path, uninterrupted):
+    """``trainer.resume=true`` of a run that another process is training is refused at
+    once, naming that process; the first one finishes the run untouched."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    first = _start(tmp_path, f"tracking.uri={uri}")
+    _wait_for_checkpoint(tmp_path, first)
+    first.send_signal(signal.SIGSTOP)  # still training (and holding the run) however slow
+    try:
+        start = time.time()
+        second = cli(*LONG, f"tracking.uri={uri}", "trainer.resume=true", timeout=120)
+        refused_in = time.time() - start
+    finally:
+        first.send_signal(signal.SIGCONT)
+    assert second.returncode == 2, second.stderr[-2000:]
+    assert f"is still being trained by process {first.pid}@" in second.stderr
+    assert second.stderr.count("\n") == 1 and "Traceback" not in second.stderr
+    assert refused_in < 60  # before TensorFlow: seconds, even on a loaded machine
+    _, stderr = first.communicate(timeout=300)
+    assert first.returncode == 0, stderr[-2000:]
+    (r,) = runs_of(uri)
+    assert r.info.status == "FINISHED" and "resumed_from_step" not in r.data.tags
+    assert _steps(uri, r.info.run_id, "loss") == sorted(uninterrupted[1])
 
 
 @pytest.mark.slow
@@ -328,3 +353,58 @@ def test_dead_network_with_finite_loss_counts_as_diverged():
             on_step=lambda step, m: seen.append(step))
     assert info.value.step == 2 and info.value.what == "grad_norm"
     assert seen == [1]
+
+
+# ----------------------------------------------------------------------------- run lifecycle
+@pytest.mark.slow
+def test_a_failure_after_the_run_is_created_ends_it_failed(tmp_path, monkeypatch):
+    """Whatever fails between creating the run and training (here: logging the optimizer's
+    paths) ends the run FAILED with the reason; nothing stays RUNNING."""
+    from experiments.train import pipeline
+
+    def broken(logger, optimizer):
+        raise RuntimeError("the store went away")
+
+    monkeypatch.setattr(pipeline, "log_optimizer_paths", broken)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with pytest.raises(RuntimeError, match="the store went away"):
+        pipeline.run(make_cfg("trainer.max_steps=2", *QUIET, f"tracking.uri={uri}"))
+    (r,) = runs_of(uri)
+    assert r.info.status == "FAILED"
+    assert r.data.tags["failure_reason"] == "RuntimeError"
+    assert r.data.tags["failure_message"] == "the store went away"
+
+
+# ----------------------------------------------------------------------------- growth
+@pytest.mark.slow
+def test_a_finished_run_leaves_no_checkpoint_behind(tmp_path, monkeypatch):
+    from experiments.core import resume
+    from experiments.train.pipeline import run
+
+    saved = []
+    real = resume.save_checkpoint
+    monkeypatch.setattr(resume, "save_checkpoint",
+                        lambda folder, *a: saved.append(folder) or real(folder, *a))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = run(make_cfg("trainer.epochs=2", "trainer.checkpoint_every_s=0", *QUIET,
+                          f"tracking.uri={uri}"))
+    assert saved and saved[0] == tmp_path / "checkpoints" / result["run_id"]
+    assert not saved[0].exists(), "a FINISHED run has nothing to resume"
+
+
+@pytest.mark.parametrize("config", ["train", "landscape", "surface"])
+def test_output_folders_of_the_same_second_differ(config):
+    """Two runs or sweeps started in the same second got one folder (and one sweep tag)."""
+    import re
+
+    from experiments.landscape.config import register_schemas as landscape_schemas
+    from experiments.surface.config import register_schemas as surface_schemas
+
+    landscape_schemas()
+    surface_schemas()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        folders = [compose(config, return_hydra_config=True).hydra for _ in range(2)]
+    for key in ("run", "sweep"):
+        a, b = (str(f[key].dir) for f in folders)
+        assert re.search(r"/\d{2}-\d{2}-\d{2}-\d{6}$", a), a
+        assert a != b

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import sys
 from dataclasses import is_dataclass
 from pathlib import Path
@@ -50,6 +51,7 @@ EXIT_CODES = {
 __doc__ += "".join(f"\n    {code:3d}  {meaning}" for code, meaning in EXIT_CODES.items())
 
 MAX_JOBS = 8
+MAX_SWEEP = 10_000  # jobs in one -m sweep; more is refused (split the sweep)
 # Hydra flags that print something instead of running the app: nothing to check.
 _NOT_RUNNING = ("help", "hydra_help", "cfg", "info", "shell_completion",
                 "experimental_rerun")
@@ -114,9 +116,12 @@ def _parse_arguments(argv: Sequence[str]):
 
 
 def _dimensions(overrides: Sequence[str], sweeper_params, multirun: bool):
-    """(fixed overrides, [(key, [override per value])]) from the command line and, in a
-    multirun, the sweeper's ``params`` (the command line wins for a key given in both)."""
+    """(fixed overrides, [(key, [override per value checked], number of values)]) from the
+    command line and, in a multirun, the sweeper's ``params`` (the command line wins for a
+    key given in both). An ``interval`` is checked at both ends (one value: the sweeper
+    draws from it), a ``range`` at its first and last value (without listing the others)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import RangeSweep
 
     from experiments.core.checks import ConfigError
 
@@ -140,25 +145,38 @@ def _dimensions(overrides: Sequence[str], sweeper_params, multirun: bool):
         if multirun and override.is_hydra_override() and override.is_sweep_override():
             raise ConfigError(f"{text}: Hydra's own configuration cannot be swept (a search "
                               "space goes in an hparams_search preset)")
-        if not (multirun and override.is_sweep_override()):
+        value = override.value() if multirun and override.is_sweep_override() else None
+        if value is None:
             fixed.append(text)
         elif override.is_interval_sweep():
-            ends = (override.value().start, override.value().end)
-            sweeps[key] = [f"{key}={int(v) if float(v).is_integer() else v!r}" for v in ends]
+            ends = (value.start, value.end)
+            sweeps[key] = ([f"{key}={int(v) if float(v).is_integer() else v!r}"
+                            for v in ends], 1)
+        elif isinstance(value, RangeSweep) and not value.shuffle:
+            count = max(0, math.ceil((value.stop - value.start) / value.step))
+            ends = dict.fromkeys((value.start, value.start + (count - 1) * value.step))
+            sweeps[key] = ([f"{key}={v!r}" for v in ends][:count], count)
         else:
             try:
-                sweeps[key] = [f"{key}={v}" for v in override.sweep_string_iterator()]
+                values = [f"{key}={v}" for v in override.sweep_string_iterator()]
             except Exception:  # glob(): Hydra expands it against the options itself
-                pass
-    return fixed, list(sweeps.items())
+                continue
+            sweeps[key] = (values, len(values))
+    return fixed, [(key, values, count) for key, (values, count) in sweeps.items()]
 
 
 def _jobs(fixed: list[str], dims) -> list[list[str]]:
-    """The override lists to check: every job, or one value at a time if too many."""
-    values = [options for _, options in dims]
-    count = 1
-    for options in values:
-        count *= len(options)
+    """The override lists to check: every job, or one value at a time if too many.
+    Refuses a sweep of more than ``MAX_SWEEP`` jobs, which would take hours to check."""
+    from experiments.core.checks import ConfigError
+
+    values = [options for _, options, _ in dims]
+    total = math.prod(count for _, _, count in dims)
+    if total > MAX_SWEEP:
+        sizes = ", ".join(f"{key}: {count} values" for key, _, count in dims if count > 1)
+        raise ConfigError(f"-m: a sweep of {total} jobs ({sizes}) is more than {MAX_SWEEP}: "
+                          "split it into smaller sweeps")
+    count = math.prod(len(options) for options in values)
     if count <= MAX_JOBS:
         return [fixed + list(combo) for combo in itertools.product(*values)]
     firsts = [options[0] for options in values]
@@ -180,25 +198,64 @@ def _compose_and_check(config_name: str, overrides: list[str], check) -> object:
         del cfg["hydra"]
     check_schema_keys(cfg)
     check(cfg)
+    _check_common(cfg)
     return hydra_cfg
+
+
+def _check_common(cfg) -> None:
+    """What every command's config is refused for, after its own ``check``: a number out
+    of range (``checks.check_numbers``: not finite, or an integer above its limit), an
+    ``output_dir`` that cannot be created or written, an experiment name MLflow refuses."""
+    from omegaconf import OmegaConf
+
+    from experiments.core.checks import check_folder, check_numbers
+    from experiments.core.tracking import check_experiment_name
+
+    check_numbers(OmegaConf.to_container(cfg, resolve=True))
+    if cfg.get("output_dir"):
+        check_folder("output_dir", cfg.output_dir)
+    tracking = cfg.get("tracking")
+    if tracking is not None and tracking.get("enabled", True):
+        check_experiment_name(tracking.get("experiment_name"))
 
 
 def _check_output_dir(hydra_cfg, multirun: bool) -> None:
     """Refuse an output folder (``hydra.run.dir``, ``hydra.sweep.dir`` with ``-m``) that
-    cannot be created, where Hydra would fail with a traceback: a folder is made and
-    removed again in its nearest existing parent."""
-    import tempfile
-
-    from experiments.core.checks import ConfigError
+    cannot be created, where Hydra would fail with a traceback."""
+    from experiments.core.checks import check_folder
 
     key = "sweep" if multirun else "run"
-    folder = Path(hydra_cfg[key].dir).absolute()
-    existing = next(p for p in (folder, *folder.parents) if p.exists())
-    try:
-        tempfile.TemporaryDirectory(dir=existing).cleanup()
-    except OSError as err:
-        raise ConfigError(f"hydra.{key}.dir={hydra_cfg[key].dir} cannot be created: "
-                          f"{err.strerror} in {existing}") from None
+    check_folder(f"hydra.{key}.dir", hydra_cfg[key].dir)
+
+
+def _config_dirs(args, config_dir: Path) -> tuple[Path, list[str]]:
+    """(the primary config folder, overrides adding to the search path) as Hydra takes
+    them from ``--config-path``/``-cp`` (absolute, or relative to the command's
+    ``__main__``) and ``--config-dir``/``-cd`` (a folder added to the search path)."""
+    from experiments.core.checks import ConfigError
+
+    if args.config_path:
+        given = args.config_path
+        path = Path(given.removeprefix("file://"))
+        if given.startswith("pkg://"):  # a package's folder
+            import importlib.util
+
+            with contextlib.suppress(ImportError, ValueError, AttributeError):
+                spec = importlib.util.find_spec(given[len("pkg://"):].replace("/", "."))
+                path = Path(next(iter(spec.submodule_search_locations or []), "-"))
+        elif not path.is_absolute():
+            main = getattr(sys.modules.get("__main__"), "__file__", None)
+            path = (Path(main).parent if main else Path.cwd()) / path
+        if not path.is_dir():
+            raise ConfigError(f"--config-path={given}: no such folder")
+        config_dir = path.resolve()
+    search = []
+    if args.config_dir:
+        extra = Path(args.config_dir).absolute()
+        if not extra.is_dir():
+            raise ConfigError(f"--config-dir={args.config_dir}: no such folder")
+        search = [f"hydra.searchpath=[file://{extra}]"]
+    return config_dir, search
 
 
 def check_command_line(config_name: str, check: Callable, argv: Sequence[str] | None = None,
@@ -212,13 +269,16 @@ def check_command_line(config_name: str, check: Callable, argv: Sequence[str] | 
     from omegaconf.errors import OmegaConfBaseException
 
     args = _parse_arguments(sys.argv[1:] if argv is None else argv)
-    if any(getattr(args, flag, None) for flag in _NOT_RUNNING) or args.config_path or args.config_dir:
+    if any(getattr(args, flag, None) for flag in _NOT_RUNNING):
         return
     config_name = args.config_name or config_name
     try:
+        with refusing():
+            config_dir, search = _config_dirs(args, config_dir)
         with refusing(), initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
             fixed, dims = _dimensions(args.overrides, None, args.multirun)
-            first = fixed + [options[0] for _, options in dims]
+            fixed = search + fixed
+            first = fixed + [options[0] for _, options, _ in dims if options]
             hydra_cfg = _compose_and_check(config_name, first, check)
             _check_output_dir(hydra_cfg, args.multirun)
             if args.multirun:

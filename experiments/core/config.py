@@ -20,12 +20,11 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from experiments.core import registry, schedules
-from experiments.core.checks import ConfigError, check_range
+from experiments.core.checks import MAX_SEED, ConfigError, check_range
 
 IMPLEMENTATIONS = ("custom", "keras")
 CURVATURE_OPERATORS = ("hessian", "ggn")  # experiments.curvature.operators
 OPTIMIZERS = registry.rule_names()
-MAX_SEED = 2**32 - 1  # NumPy's and Keras's seeds are unsigned 32-bit
 
 
 # --------------------------------------------------------------------------- optimizer

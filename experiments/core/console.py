@@ -25,7 +25,6 @@ import logging
 import os
 import re
 import sys
-import tempfile
 
 NOISE = re.compile(
     r"All log messages before absl::InitializeLog\(\) is called"
@@ -37,26 +36,44 @@ NOISE = re.compile(
     r"|computation placer already registered")
 
 
+# The filter of ``filtered_stderr``: a separate process, so that what was written before
+# an abort (a C++ CHECK failure, an illegal instruction) still reaches the console.
+_FILTER = ("import re, sys\n"
+           "noise = re.compile(sys.argv[1])\n"
+           "for line in sys.stdin.buffer:\n"
+           "    if not noise.search(line.decode(errors='replace')):\n"
+           "        sys.stdout.buffer.write(line)\n"
+           "        sys.stdout.buffer.flush()\n")
+
+
 @contextlib.contextmanager
 def filtered_stderr(noise: re.Pattern = NOISE):
-    """Capture file descriptor 2 (C++ and Python writes alike) inside the block; then write
-    back every captured line that ``noise`` does not match, in order."""
+    """Inside the block, file descriptor 2 (C++ and Python writes alike) goes through a
+    filter that writes back every line ``noise`` does not match, in order; the block's
+    end waits for it. The filter is a small child process reading a pipe: if the process
+    dies inside the block (``abort()`` in TensorFlow's import, a segfault), the kernel
+    closes the pipe and the filter still writes out what was captured, the fatal message
+    included. Where no process can be started, nothing is filtered."""
+    import subprocess
+
     sys.stderr.flush()
     saved = os.dup(2)
-    with tempfile.TemporaryFile() as capture:
-        os.dup2(capture.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            capture.seek(0)
-            text = capture.read().decode(errors="replace")
-            kept = [line for line in text.splitlines(keepends=True) if not noise.search(line)]
-            if kept:
-                sys.stderr.write("".join(kept))
-                sys.stderr.flush()
+    try:
+        child = subprocess.Popen([sys.executable, "-S", "-c", _FILTER, noise.pattern],
+                                 stdin=subprocess.PIPE, stdout=saved, stderr=saved)
+    except OSError:
+        os.close(saved)
+        yield
+        return
+    os.dup2(child.stdin.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        child.stdin.close()  # the filter sees the end of the pipe
+        child.wait()
 
 
 class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
@@ -91,11 +108,36 @@ class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
         return spec
 
 
+def _redacting_records() -> None:
+    """Hydra's launchers and sweepers log every job's overrides (``#0 : tracking.uri=...``),
+    a password with them: their log records are redacted (``experiments.core.secrets``)
+    when made, before any handler or file sees them."""
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "redacting", False):
+        return
+
+    def factory(*args, **kwargs):
+        record = previous(*args, **kwargs)
+        if record.name.startswith("hydra"):  # hydra.*, hydra_plugins.*
+            from experiments.core.secrets import redact
+
+            message = record.getMessage()
+            safe = redact(message)
+            if safe != message:
+                record.msg, record.args = safe, None
+        return record
+
+    factory.redacting = True
+    logging.setLogRecordFactory(factory)
+
+
 def install() -> None:
     """Filter TensorFlow's start-up notices (unless ``TF_CPP_MIN_LOG_LEVEL`` is set or
-    TensorFlow is already imported) and lower MLflow's store-creation messages."""
+    TensorFlow is already imported), redact Hydra's log records and lower MLflow's
+    store-creation messages."""
     if "TF_CPP_MIN_LOG_LEVEL" not in os.environ and "tensorflow" not in sys.modules and not any(
             isinstance(f, _QuietTensorFlowImport) for f in sys.meta_path):
         sys.meta_path.insert(0, _QuietTensorFlowImport())
+    _redacting_records()
     if "MLFLOW_LOGGING_LEVEL" not in os.environ:
         logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)

@@ -17,7 +17,6 @@ active run, so several runs (nested ones too) can be open in one process.
 from __future__ import annotations
 
 import os
-import re
 import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -25,6 +24,9 @@ from typing import Any, Iterable, Mapping
 from experiments.core import PROJECT_ROOT
 from experiments.core.checks import Refusal
 from experiments.core.metric_store import bulk_store_metrics
+from experiments.core.secrets import redact, redact_config, redact_override, redact_params
+
+__all__ = ["redact", "redact_config", "redact_override", "redact_params"]  # and the rest
 
 DEFAULT_URI = "sqlite:///mlruns/mlflow.db"
 MAX_BATCH = 1000  # MLflow's limit of metrics per log_batch call
@@ -38,46 +40,24 @@ EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 UI_VIEW = "workflowType=machine_learning"
 UI_HOST = "http://127.0.0.1:5000"  # where `mlflow ui` listens by default
 
-_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
-_SECRET_KEY = re.compile(r"(password|passwd|secret|token|api[_-]?key|credential)", re.I)
-_SECRET_QUERY = re.compile(r"(?P<key>(password|secret|token|api[_-]?key|sig)=)[^&\s]+", re.I)
+MAX_EXPERIMENT_NAME = 500  # MLflow refuses a longer experiment name (after TF has loaded)
 
 
 class TrackingUnavailable(Refusal, RuntimeError):
     """The tracking store cannot be reached or written; the message is one line."""
 
 
-def redact(value: str) -> str:
-    """``value`` with URL credentials (``user:password@``, ``?token=...``) replaced by ``***``."""
-    value = _CREDENTIALS.sub(r"\g<scheme>***@", value)
-    return _SECRET_QUERY.sub(r"\g<key>***", value)
+def check_experiment_name(name) -> None:
+    """Refuse (``ConfigError``) an experiment name MLflow would refuse: empty, blank or
+    longer than ``MAX_EXPERIMENT_NAME`` characters."""
+    from experiments.core.checks import ConfigError
 
-
-def _is_secret(key: str) -> bool:
-    """A config key whose value must never be logged (``password``, ``api_key``, ...)."""
-    return bool(_SECRET_KEY.search(str(key).rsplit(".", 1)[-1].lstrip("+~")))
-
-
-def redact_params(params: Mapping[str, Any]) -> dict[str, str]:
-    """Params as strings, with secret-looking keys masked and URL credentials removed."""
-    return {k: "***" if _is_secret(k) else redact(str(v)) for k, v in params.items()}
-
-
-def redact_override(override: str) -> str:
-    """A Hydra override (``key=value``) safe to log."""
-    key, sep, _ = override.partition("=")
-    return f"{key}=***" if sep and _is_secret(key) else redact(override)
-
-
-def redact_config(config: Any, key: str = "") -> Any:
-    """A nested config with secret-looking keys masked and URL credentials removed."""
-    if isinstance(config, Mapping):
-        return {k: redact_config(v, str(k)) for k, v in config.items()}
-    if isinstance(config, (list, tuple)):
-        return [redact_config(v, key) for v in config]
-    if _is_secret(key):
-        return "***"
-    return redact(config) if isinstance(config, str) else config
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"tracking.experiment_name={name!r} is not valid: give a non-empty "
+                          "name")
+    if len(name) > MAX_EXPERIMENT_NAME:
+        raise ConfigError(f"tracking.experiment_name='{name[:20]}...' is {len(name)} "
+                          f"characters long: MLflow takes at most {MAX_EXPERIMENT_NAME}")
 
 
 def _retrying(call, *args, attempts: int = 8, **kwargs):
@@ -230,8 +210,12 @@ def ui_command(uri: str) -> str:
             rel = db.relative_to(Path.cwd())
             return f"mlflow ui --backend-store-uri sqlite:///{rel.as_posix()}"
         except ValueError:
-            return f"mlflow ui --backend-store-uri {uri}"
-    return f"open {uri} in a browser"
+            return f"mlflow ui --backend-store-uri {redact(uri)}"
+    return f"open {redact(uri)} in a browser"
+
+
+class _NotTried(Exception):
+    """A metric write skipped because one before it failed (it is sent again with it)."""
 
 
 def ui_url(uri: str, experiment_id: str, run_id: str | None = None) -> str:
@@ -275,7 +259,8 @@ class RunLogger:
         self.run_id = run_id
         self.flush_at = flush_at
         self._buffer: list = []
-        self._pending: list = []
+        self._pending: list = []  # (future, rows) handed to the writer, oldest first
+        self._failed = False  # a write failed: the writer skips those behind it
         self._writer = None  # one background thread, started on the first flush
         self._last_flush = time.monotonic()
 
@@ -323,21 +308,28 @@ class RunLogger:
         self.flush(force=False)
 
     def flush(self, force: bool = True) -> None:
-        """Hand the buffered metrics to the background writer and return at once.
+        """Hand the buffered metrics to the background writer.
 
         With ``force=False`` (after every step and epoch) only when ``FLUSH_EVERY_S``
         seconds have passed since the last hand-over or ``flush_at`` rows wait, and the
         writer has stored everything before: the store gets few, large writes (a commit
         costs tens of ms on a busy disk) and the MLflow UI still follows a long run every
-        few seconds. ``wait`` (called by ``end`` and before every checkpoint) blocks until
+        few seconds. Past ``flush_at`` rows with a write still pending, it blocks until
+        that write is done (a stalled store stops the training instead of filling the
+        memory). ``wait`` (called by ``end`` and before every checkpoint) blocks until
         everything is stored.
         """
+        self._settle(block=False)
         if not self._buffer:
             return
-        if not force and (
-                (len(self._buffer) < self.flush_at
-                 and time.monotonic() - self._last_flush < FLUSH_EVERY_S)
-                or any(not p.done() for p in self._pending)):
+        if not force and self._pending:
+            if len(self._buffer) < self.flush_at:
+                return
+            if self._settle(block=True) is not None:  # bounded: wait for the write before
+                self.wait()  # a failed one is sent again; a store that stays down raises
+                return
+        elif not force and (len(self._buffer) < self.flush_at
+                            and time.monotonic() - self._last_flush < FLUSH_EVERY_S):
             return
         if self._writer is None:
             from concurrent.futures import ThreadPoolExecutor
@@ -345,24 +337,58 @@ class RunLogger:
             self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-metrics")
         chunk, self._buffer = self._buffer, []
         self._last_flush = time.monotonic()
-        self._pending.append(self._writer.submit(self._store_metrics, chunk))
+        self._pending.append((self._writer.submit(self._store_metrics, chunk), chunk))
+
+    def _settle(self, block: bool) -> BaseException | None:
+        """Take the finished writes off the queue, in order (all of them with ``block``).
+        A write that failed, and every one queued after it (not tried, so that no later
+        step is stored before an earlier one), go back to the front of the buffer to be
+        sent again: the store never has a gap that resume's ``last_logged_step`` would
+        skip. Returns the first failure."""
+        error, requeued = None, []
+        while self._pending and (block or self._pending[0][0].done()):
+            operation, rows = self._pending.pop(0)
+            problem = operation.exception()
+            if problem is not None:
+                requeued += rows
+                if error is None and not isinstance(problem, _NotTried):
+                    error = problem
+        if requeued:
+            self._buffer[:0] = requeued
+        if not self._pending:
+            self._failed = False  # what failed is back in the buffer: try again
+        return error
 
     def _store_metrics(self, rows: list[tuple[str, float, int, int]]) -> None:
-        """Store ``(key, value, timestamp, step)`` rows: in bulk where the store allows."""
+        """Store ``(key, value, timestamp, step)`` rows: in bulk where the store allows.
+        Runs in the writer thread, one write after the other; after a failure, the
+        writes queued behind it are not tried (``_NotTried``) until it is sent again."""
         from mlflow.entities import Metric
 
-        if _retrying(bulk_store_metrics, self.client, self.run_id, rows):
-            return
-        for i in range(0, len(rows), MAX_BATCH):
-            _retrying(self.client.log_batch, self.run_id, metrics=[
-                Metric(k, v, ts, step) for k, v, ts, step in rows[i:i + MAX_BATCH]])
+        if self._failed:
+            raise _NotTried
+        try:
+            if _retrying(bulk_store_metrics, self.client, self.run_id, rows):
+                return
+            for i in range(0, len(rows), MAX_BATCH):
+                _retrying(self.client.log_batch, self.run_id, metrics=[
+                    Metric(k, v, ts, step) for k, v, ts, step in rows[i:i + MAX_BATCH]])
+        except BaseException:
+            self._failed = True
+            raise
 
-    def wait(self) -> None:
-        """Flush, then block until every metric sent so far is in the store."""
-        self.flush()
-        pending, self._pending = self._pending, []
-        for operation in pending:
-            operation.result()
+    def wait(self, attempts: int = 3) -> None:
+        """Flush, then block until every metric sent so far is in the store; a failed
+        write is sent again (``attempts`` in all, a second apart), then its error raised
+        (the rows stay buffered)."""
+        for attempt in range(attempts):
+            self.flush()
+            error = self._settle(block=True)
+            if error is None:
+                return
+            if attempt < attempts - 1:
+                time.sleep(1.0)
+        raise error
 
     def log_datasets(self, datasets: Iterable[tuple[Any, str]]) -> None:
         """Record ``(mlflow.data dataset, context)`` pairs as the run's dataset inputs."""

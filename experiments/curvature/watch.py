@@ -13,7 +13,9 @@ The flat weights are kept along the way (``weights/trajectory.npz``).
 
 from __future__ import annotations
 
+import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -51,12 +53,55 @@ def inverse_preconditioner(optimizer) -> np.ndarray | None:
     return np.concatenate([np.ravel(np.asarray(r)) for r in rates]).astype(np.float64) / lr
 
 
+#: ``samples=0`` takes at most this many examples: the whole training split of MNIST or
+#: CIFAR-10 in one pass of the flat loss would take gigabytes (ask for more explicitly).
+DEFAULT_SAMPLES = 10_000
+
+
 def subset(n: int, samples: int, seed: int) -> np.ndarray:
-    """Indices of the curvature subset: all ``n`` when ``samples`` is 0, otherwise a
-    seeded sample without replacement (sorted, the same every time)."""
-    if not samples or samples >= n:
+    """Indices of the curvature subset: ``samples`` examples (0: all ``n``, or a sample of
+    ``DEFAULT_SAMPLES`` when there are more), a seeded sample without replacement
+    (sorted, the same every time); all ``n`` when ``samples`` is at least ``n``."""
+    samples = samples or min(n, DEFAULT_SAMPLES)
+    if samples >= n:
         return np.arange(n)
     return np.sort(np.random.default_rng([seed, 1729]).choice(n, samples, replace=False))
+
+
+class Snapshots(Sequence):
+    """Flat float32 weight vectors, written to a temporary file as they are taken, so a
+    long run's trajectory does not grow the memory; read back as rows of a read-only
+    memory map (``array()``, indexing, iteration)."""
+
+    def __init__(self):
+        self._file = None
+        self._size = self._count = 0
+
+    def append(self, theta) -> None:
+        row = np.ascontiguousarray(theta, dtype=np.float32).ravel()
+        if self._file is None:
+            self._file = tempfile.TemporaryFile(prefix="weights-")
+            self._size = row.size
+        if row.size != self._size:
+            raise ValueError(f"a snapshot of {row.size} weights after ones of {self._size}")
+        self._file.write(row.tobytes())
+        self._count += 1
+
+    def array(self) -> np.ndarray:
+        """The snapshots as one (k, n) array, memory-mapped."""
+        if not self._count:
+            return np.zeros((0, self._size), np.float32)
+        self._file.flush()
+        return np.memmap(self._file, np.float32, mode="r", shape=(self._count, self._size))
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, index):
+        return self.array()[index]
+
+    def __iter__(self):
+        return iter(self.array())
 
 
 def measure_spectrum(loss: FlatLoss, theta, *, step: int = 0, operator: str = "hessian",
@@ -97,7 +142,7 @@ class TrainingWatch:
     probes: int = 10
     blocks: dict = field(default_factory=dict)
     steps: list = field(default_factory=list)
-    weights: list = field(default_factory=list)
+    weights: Snapshots = field(default_factory=Snapshots)  # on disk, not in memory
     measurements: list = field(default_factory=list)  # (step, metrics)
     spectra: list = field(default_factory=list)  # Spectrum per measurement
 
@@ -144,5 +189,5 @@ class TrainingWatch:
     def save_trajectory(self, path) -> None:
         """The kept weights: ``steps`` (k,), ``theta`` (k, n) and the variables' shapes."""
         np.savez_compressed(path, steps=np.asarray(self.steps, np.int64),
-                            theta=np.stack(self.weights),
+                            theta=self.weights.array(),
                             sizes=np.asarray(self.loss.sizes, np.int64))

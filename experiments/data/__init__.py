@@ -73,7 +73,7 @@ Keras on every cold build; an extracted ``cifar-10-batches-py`` folder is read d
 
 from experiments.data.arguments import DatasetParams, check_params, validate_dataset_args
 from experiments.data.cache import CACHE_FORMAT, default_cache_dir
-from experiments.data.keras_cache import (KERAS_FILE_SHA256, DatasetUnavailable,
+from experiments.data.keras_cache import (FILE_DIGESTS, KERAS_FILE_SHA256, DatasetUnavailable,
                                           keras_datasets_dir, keras_home)
 from experiments.data.loader import load_dataset
 from experiments.data.raw import RawData
@@ -87,6 +87,7 @@ __all__ = [
     "DatasetParams",
     "DatasetSpec",
     "DatasetUnavailable",
+    "FILE_DIGESTS",
     "KERAS_FILE_SHA256",
     "KINDS",
     "RawData",

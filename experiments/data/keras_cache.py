@@ -26,6 +26,27 @@ KERAS_FILE_SHA256 = {
     "cifar10": "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce",
 }
 
+#: The digest of every other file read from the Keras cache, by "<folder>/<file>": the four
+#: Fashion-MNIST files (SHA-256), and the six batches of an extracted CIFAR-10 folder by the
+#: MD5 that the dataset's page and torchvision publish (no SHA-256 of them is published; a
+#: file that is not the published one, truncated or other, cannot match either).
+FILE_DIGESTS = {
+    "fashion-mnist/train-labels-idx1-ubyte.gz":
+        ("sha256", "b0197879cbda89f3dc7b894f9fd52b858e68ea4182b6947c9d8c2b67e5f18dcc"),
+    "fashion-mnist/train-images-idx3-ubyte.gz":
+        ("sha256", "08dc20ab1689590a0bcd66e874647b6ee8464e2d501b5a3f1f78831db19a3fdc"),
+    "fashion-mnist/t10k-labels-idx1-ubyte.gz":
+        ("sha256", "42bd18137a62d5998cdeae52bf3a0676ac6b706f5cf8439b47bb5b151ae3dccf"),
+    "fashion-mnist/t10k-images-idx3-ubyte.gz":
+        ("sha256", "78dcbbfb5a27efaf1b6c1d616caca68560be8766c5bffcb2791df9273a534229"),
+    "cifar-10-batches-py/data_batch_1": ("md5", "c99cafc152244af753f735de768cd75f"),
+    "cifar-10-batches-py/data_batch_2": ("md5", "d4bba439e000b95fd0a9bffe97cbabec"),
+    "cifar-10-batches-py/data_batch_3": ("md5", "54ebc095f3ab1f0389bbae665268c751"),
+    "cifar-10-batches-py/data_batch_4": ("md5", "634d18415352ddfa80567beed471001a"),
+    "cifar-10-batches-py/data_batch_5": ("md5", "482c414d41f54cd18b22e5b47cb7c3cb"),
+    "cifar-10-batches-py/test_batch": ("md5", "40351d587109b95175f43aff81a1287e"),
+}
+
 _FASHION_FILES = (
     "train-labels-idx1-ubyte.gz",
     "train-images-idx3-ubyte.gz",
@@ -55,8 +76,8 @@ def keras_datasets_dir() -> Path:
     return base / "datasets"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
+def _digest(path: Path, algorithm: str = "sha256") -> str:
+    h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
@@ -70,15 +91,26 @@ def _unavailable(name: str, expected: str, how: str) -> DatasetUnavailable:
     )
 
 
-def _hash_checked(name: str, path: Path) -> None:
-    if _sha256(path) != KERAS_FILE_SHA256[name]:
+_NAMES = {"sha256": "SHA-256", "md5": "MD5"}
+
+
+def _hash_checked(name: str, path: Path, algorithm: str = "sha256",
+                  expected: str | None = None) -> None:
+    """Raise ``DatasetUnavailable`` (one line) if ``path`` is not the published file:
+    ``expected`` (default ``KERAS_FILE_SHA256[name]``) is its digest by ``algorithm``."""
+    if _digest(path, algorithm) != (expected or KERAS_FILE_SHA256[name]):
         raise DatasetUnavailable(
-            f"dataset {name!r}: {path} exists but its SHA-256 is not the one "
-            "keras.datasets expects (truncated or a different file), and Keras would try to "
+            f"dataset {name!r}: {path} exists but its {_NAMES[algorithm]} is not the "
+            "published one (truncated or a different file), and Keras would try to "
             "download it again; delete it and run "
             f"`python -c \"import keras; keras.datasets.{name}.load_data()\"` once while online, "
             "or copy a good copy there."
         )
+
+
+def _files_checked(name: str, folder: Path, files) -> None:
+    for file in files:
+        _hash_checked(name, folder / file, *FILE_DIGESTS[f"{folder.name}/{file}"])
 
 
 def resolve_keras_files(name: str, verify: bool = True) -> tuple[str, Path]:
@@ -113,6 +145,8 @@ def resolve_keras_files(name: str, verify: bool = True) -> tuple[str, Path]:
                 + (f" (missing: {', '.join(missing)})" if some else ""),
                 f"{online}, or copy the four files from {_KERAS_URL} there.",
             )
+        if verify:
+            _files_checked(name, folder, _FASHION_FILES)
         return "load_data", folder
     if name == "cifar10":
         # keras/src/datasets/cifar10.py (Keras 3): get_file("cifar-10-batches-py-target",
@@ -127,6 +161,8 @@ def resolve_keras_files(name: str, verify: bool = True) -> tuple[str, Path]:
             ds / "cifar-10-batches-py",  # tf.keras 2.x layout / a hand-extracted tarball
         ):
             if all((folder / b).is_file() for b in _CIFAR_BATCHES):
+                if verify:
+                    _files_checked(name, folder, _CIFAR_BATCHES)
                 return "cifar_folder", folder
         raise _unavailable(
             name,

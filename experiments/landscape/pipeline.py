@@ -104,6 +104,16 @@ def output_dir(cfg) -> Path:
     return Path(tempfile.mkdtemp(prefix="landscape-"))
 
 
+def checked_output_dir(cfg) -> Path:
+    """``output_dir(cfg)``, refused (``ConfigError``) if it cannot be created or written;
+    nothing is created (``create_output_dir`` does, just before the run is)."""
+    from experiments.core.checks import check_folder
+
+    folder = output_dir(cfg)
+    check_folder("output_dir", folder)
+    return folder
+
+
 def run(cfg: DictConfig, *, optimizers: dict[str, dict] | None = None,
         overrides: list[str] | None = None, sweep: dict | None = None,
         out=sys.stdout) -> dict[str, Any]:
@@ -123,19 +133,22 @@ def run(cfg: DictConfig, *, optimizers: dict[str, dict] | None = None,
     steps = cfg.steps or ls.steps
     start = list(ls.start)
     parent, uri = None, None
+    folder = checked_output_dir(cfg)  # ConfigError before any run or folder exists
     if tr.enabled:
         uri = tracking.resolve_tracking_uri(tr.uri)
         tracking.probe_store(uri)  # TrackingUnavailable before any run or picture exists
-        tags = {"landscape": ls.name, "kind": "landscape", **(sweep or {}),
-                **{str(k): str(v) for k, v in tr.tags.items()}}
-        parent = tracking.RunLogger.start(uri, tr.experiment_name,
-                                          tr.run_name or f"landscape-{ls.name}", tags=tags)
-        config = OmegaConf.to_container(cfg, resolve=True)
-        config["tracking"]["uri"] = tracking.redact(uri)
-        config["optimizers"] = ",".join(selected_options(cfg))
-        config["steps"] = steps
-        parent.log_params(tracking.flatten(config))
-    with ended_run(parent):
+    folder.mkdir(parents=True, exist_ok=True)
+    with ended_run(None) as tracked:  # the run exists only inside the block that ends it
+        if tr.enabled:
+            tags = {"landscape": ls.name, "kind": "landscape", **(sweep or {}),
+                    **{str(k): str(v) for k, v in tr.tags.items()}}
+            parent = tracked.logger = tracking.RunLogger.start(
+                uri, tr.experiment_name, tr.run_name or f"landscape-{ls.name}", tags=tags)
+            config = OmegaConf.to_container(cfg, resolve=True)
+            config["tracking"]["uri"] = tracking.redact(uri)
+            config["optimizers"] = ",".join(selected_options(cfg))
+            config["steps"] = steps
+            parent.log_params(tracking.flatten(config))
         schedule = OmegaConf.to_container(cfg.schedule, resolve=True)
         results = optimize(f, start, {label: build_optimizer(conf, schedule)
                                       for label, conf in optimizers.items()}, steps)
@@ -148,8 +161,6 @@ def run(cfg: DictConfig, *, optimizers: dict[str, dict] | None = None,
         for traj in results:
             traj.summary = summarize(traj, spec, f, ls)
         table = markdown_table(f"{ls.name} ({steps} steps from {tuple(start)})", results, spec)
-        folder = output_dir(cfg)
-        folder.mkdir(parents=True, exist_ok=True)
         files = landscape_plots.draw_all(folder, ls.name, f, spec, list(ls.bounds), results,
                                          cfg.gif_frames)
         (folder / "summary.md").write_text(table)

@@ -53,18 +53,20 @@ def run(cfg: DictConfig, *, train: dict[str, DictConfig] | None = None,
     ``run_id``/``tracking_uri`` when tracked and the training runs' ids (``runs``).
     """
     from experiments.core import tracking
-    from experiments.landscape.pipeline import output_dir
+    from experiments.landscape.pipeline import checked_output_dir
     from experiments.core.progress import Progress
 
     start = time.perf_counter()
     train = train if train is not None else validate(cfg)
     tr = cfg.tracking
+    folder = checked_output_dir(cfg)  # ConfigError before any run or folder exists
     uri = tracking.resolve_tracking_uri(tr.uri) if tr.enabled else None
     if uri:
         tracking.probe_store(uri)
     run_ids = list(cfg.runs)
     if run_ids:  # a missing run is refused before the surface's own run exists
         base, paths = _read_runs(uri, run_ids)
+    folder.mkdir(parents=True, exist_ok=True)
     parent = None
     if uri:
         parent = tracking.RunLogger.start(
@@ -99,8 +101,6 @@ def run(cfg: DictConfig, *, train: dict[str, DictConfig] | None = None,
                             grid_points=cfg.grid_points, span=cfg.span,
                             plane_points=cfg.plane_points, plane_margin=cfg.plane_margin,
                             seed=cfg.seed, tick=bar.update)
-        folder = output_dir(cfg)
-        folder.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(folder / "surface.npz", **grids)
         title = f"{base.model.name} on {base.dataset.name}"
         files = draw(folder, title, grids, labels, cfg.gif_frames,

@@ -54,10 +54,7 @@ def _train(cfg: DictConfig) -> float:
     try:
         return run(cfg, overrides=task_overrides(), sweep=sweep)["val_loss"]
     except Stopped as err:
-        kept = [o for o in task_overrides() if not o.startswith("trainer.resume=")]
-        again = " ".join([*kept, f"trainer.resume={err.run_id}"])
-        _fail(f"Stopped by {err.signal_name} at step {err.step}; the run is KILLED with a "
-              f"checkpoint. Continue it with: python -m experiments.train {again}",
+        _fail(stopped_message(err, task_overrides()),
               EXIT_SIGINT if err.signal_name == "SIGINT" else EXIT_SIGTERM)
     except Exception as err:
         trainer = sys.modules.get("experiments.train.trainer")  # loaded once training started
@@ -68,6 +65,20 @@ def _train(cfg: DictConfig) -> float:
         if sweep:
             return float("inf")
         sys.exit(EXIT_FAILED)
+
+
+def stopped_message(err, overrides: list[str]) -> str:
+    """What a stopped training prints: where it stopped and the command that continues it,
+    with secrets masked (``tracking.redact_override``; the line ends up in job logs)."""
+    from experiments.core.tracking import redact_override
+
+    kept = [o for o in overrides if not o.startswith("trainer.resume=")]
+    shown = [redact_override(o) for o in kept]
+    again = " ".join([*shown, f"trainer.resume={err.run_id}"])
+    note = (" (the values shown as *** are secrets: give them again)"
+            if shown != kept else "")
+    return (f"Stopped by {err.signal_name} at step {err.step}; the run is KILLED with a "
+            f"checkpoint. Continue it with: python -m experiments.train {again}{note}")
 
 
 def _check(cfg: DictConfig) -> None:

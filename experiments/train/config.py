@@ -15,7 +15,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from experiments.core import config, registry, schedules
-from experiments.core.checks import ConfigError, check_range
+from experiments.core.checks import ConfigError, check_numbers, check_range
 from experiments.core.config import (CURVATURE_OPERATORS, MAX_SEED, TrackingSchema,
                                      check_schema_keys, validate_optimizer)
 
@@ -44,9 +44,9 @@ class TrainerSchema:
     loss: str = "cross_entropy"
     full_batch: bool = False  # every step on the whole training split (gradient descent)
     # Curvature (experiments.curvature): λ_max, λ_min, preconditioned λ_max at step 0, every
-    # n steps and after the last; 0 = off. On curvature_samples examples (0, or more than
-    # the training split: all of it), curvature_iterations Lanczos steps (Hessian-vector
-    # products) each.
+    # n steps and after the last; 0 = off. On curvature_samples examples (0: all of the
+    # training split up to 10000, a seeded sample of 10000 beyond; more than the split:
+    # all of it), curvature_iterations Lanczos steps (Hessian-vector products) each.
     curvature_every_n_steps: int = 0
     curvature_samples: int = 0
     curvature_iterations: int = 20
@@ -204,6 +204,9 @@ def validate(cfg: DictConfig) -> None:
     _check_strategy(trainer)
     _check_curvature(trainer)
     check_range("tracking.log_every_n_steps", cfg.tracking.log_every_n_steps, low=1)
+    from experiments.core.tracking import check_experiment_name
+
+    check_experiment_name(cfg.tracking.experiment_name)
     from experiments import data, models
 
     for label, check in (("dataset", data.check_params), ("model", models.check_params)):
@@ -212,3 +215,4 @@ def validate(cfg: DictConfig) -> None:
             check(params.pop("name"), **params)
         except ValueError as err:
             raise ConfigError(f"{label}: {err}") from None
+    check_numbers(OmegaConf.to_container(cfg, resolve=True))

@@ -7,6 +7,7 @@ compose API.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import Any
 
@@ -47,7 +48,7 @@ def check_ready(cfg: DictConfig) -> None:
 
 
 def run(cfg: DictConfig, *, overrides: list[str] | None = None,
-        sweep: dict | None = None, out=sys.stdout) -> dict[str, Any]:
+        sweep: dict | None = None, out=None) -> dict[str, Any]:
     """Train as ``cfg`` says; log to MLflow unless ``tracking.enabled`` is false.
 
     The tracking store is checked first (``TrackingUnavailable``), then data and model are
@@ -60,7 +61,14 @@ def run(cfg: DictConfig, *, overrides: list[str] | None = None,
     ``trainer.curvature_every_n_steps``/``weights_every_n_steps`` ``curvature`` and
     ``weights`` (``experiments.curvature.TrainingWatch``), with
     ``trainer.curvature_spectrum`` ``spectra`` (``experiments.curvature.Spectrum``).
+    The run's checkpoint folder is locked (``experiments.core.resume.RunLock``) while it
+    trains: resuming a run that another live process trains is refused (``ResumeError``).
     """
+    with contextlib.ExitStack() as held:  # the run's lock, released once the run has ended
+        return _run(cfg, overrides, sweep, out or sys.stdout, held)
+
+
+def _run(cfg: DictConfig, overrides, sweep, out, held: contextlib.ExitStack) -> dict[str, Any]:
     from experiments.core import resume as ckpt
 
     t, tr = cfg.trainer, cfg.tracking
@@ -78,9 +86,9 @@ def run(cfg: DictConfig, *, overrides: list[str] | None = None,
 
             resume_id = ckpt.find_run(MlflowClient(tracking_uri=uri), uri, tr.experiment_name,
                                       str(t.resume), fingerprint)
+            held.enter_context(ckpt.RunLock(ckpt.checkpoint_dir(uri, resume_id), resume_id))
 
     from experiments.data import load_dataset
-    from experiments.data.inputs import dataset_inputs
     from experiments.models import build_model
     from experiments.core.optim import build_optimizer
     from experiments.train.trainer import Diverged, Interrupted, Trainer, TrainingState, fit
@@ -110,38 +118,30 @@ def run(cfg: DictConfig, *, overrides: list[str] | None = None,
     watch = _watch(t, model, optimizer, splits)
 
     name = tr.run_name or f"{run_label(cfg)}-{cfg.dataset.name}-{cfg.model.name}-s{t.seed}"
-    logger = None
-    logged_step = logged_epoch_step = 0
-    if tracked:
-        if resume_id:
-            logger = tracking.RunLogger.reopen(uri, resume_id)
-            logged_step = ckpt.last_logged_step(logger.client, resume_id, "loss")
-            logged_epoch_step = ckpt.last_logged_step(logger.client, resume_id, "val_loss")
-            logger.set_tags({"resumed_from_step": progress.step})
-        else:
-            logger = tracking.RunLogger.start(
-                uri, tr.experiment_name, name,
-                tags={**run_tags(cfg, sweep), "config_hash": fingerprint})
-            config["tracking"]["uri"] = uri
-            logger.log_params(tracking.flatten(config))
-            logger.log_datasets(dataset_inputs(splits, data_params))
-            log_optimizer_paths(logger, optimizer)
-            logger.log_metrics(numeric_hyperparameters(cfg), step=0)
-            logger.flush()
-        folder = ckpt.checkpoint_dir(uri, logger.run_id)
-
-    hooks = (TrackedHooks(logger, model, folder, t.checkpoint_every_s, logged_step,
-                          logged_epoch_step, fingerprint).as_fit_kwargs() if logger else {})
-    display = _epoch_display(cfg, name, len(splits.x_train), progress, hooks)
-    if watch:
-        def probe(step, final):
-            metrics = watch(step, final)
-            if logger and metrics:
-                logger.log_metrics(metrics, step)
-
-        hooks.update(probe=probe, probe_every=watch.every)
     stop = StopOnSignal()
-    with ended_run(logger) as run:
+    logger = None
+    # The run is created (or reopened) inside the block that ends it: whatever fails from
+    # here on (logging params, dataset inputs, the watch, the training) ends it FAILED.
+    with ended_run(None) as run:
+        hooks: dict = {}
+        if tracked:
+            logger, logged_step, logged_epoch_step = _open_run(
+                run, cfg, uri, name, resume_id, progress, config, fingerprint, sweep, splits,
+                data_params, optimizer)
+            if not resume_id:
+                held.enter_context(ckpt.RunLock(ckpt.checkpoint_dir(uri, logger.run_id),
+                                                logger.run_id))
+            hooks = TrackedHooks(logger, model, ckpt.checkpoint_dir(uri, logger.run_id),
+                                 t.checkpoint_every_s, logged_step, logged_epoch_step,
+                                 fingerprint).as_fit_kwargs()
+        display = _epoch_display(cfg, name, len(splits.x_train), progress, hooks)
+        if watch:
+            def probe(step, final):
+                metrics = watch(step, final)
+                if logger and metrics:
+                    logger.log_metrics(metrics, step)
+
+            hooks.update(probe=probe, probe_every=watch.every)
         try:
             with stop, display:
                 history = fit(trainer, splits, epochs=t.epochs, batch_size=batch_size,
@@ -154,7 +154,7 @@ def run(cfg: DictConfig, *, overrides: list[str] | None = None,
             raise
         except Interrupted as err:
             if logger:
-                TrackedHooks(logger, model, folder, None,
+                TrackedHooks(logger, model, ckpt.checkpoint_dir(uri, logger.run_id), None,
                              fingerprint=fingerprint).checkpoint(err.progress)
             run.failure_tags = {"failure_reason": "interrupted", "interrupted_by": stop.received,
                                 "interrupted_at_step": err.progress.step}
@@ -174,6 +174,8 @@ def run(cfg: DictConfig, *, overrides: list[str] | None = None,
             log_artifacts(logger, cfg, model, history, overrides, resumed=bool(resume_id),
                            watch=watch)
             final.update(run_id=logger.run_id, tracking_uri=uri)
+    if logger is not None:  # FINISHED: nothing left to resume, the checkpoints go
+        ckpt.remove_checkpoints(ckpt.checkpoint_dir(uri, logger.run_id))
     if logger is None:
         print(f"Finished (not tracked): validation loss {final['val_loss']:.4f}, "
               f"test accuracy {final['test_accuracy']:.4f} after {final['steps']} steps.",
@@ -185,6 +187,32 @@ def run(cfg: DictConfig, *, overrides: list[str] | None = None,
               f"{tracking.see_it(uri, run_id=logger.run_id)}", file=out)
     return final
 
+
+
+def _open_run(run, cfg, uri, name, resume_id, progress, config, fingerprint, sweep, splits,
+              data_params, optimizer):
+    """(logger, last logged step, last logged epoch step) of the run a tracked training
+    logs to: ``resume_id`` reopened, or a new one with its params, tags, dataset inputs
+    and hyperparameters. ``run`` (the ``ended_run`` around it) gets the logger as soon as
+    the run exists, so it ends the run however the rest goes."""
+    from experiments.core import resume as ckpt
+    from experiments.data.inputs import dataset_inputs
+
+    tr = cfg.tracking
+    if resume_id:
+        logger = run.logger = tracking.RunLogger.reopen(uri, resume_id)
+        logger.set_tags({"resumed_from_step": progress.step})
+        return (logger, ckpt.last_logged_step(logger.client, resume_id, "loss"),
+                ckpt.last_logged_step(logger.client, resume_id, "val_loss"))
+    logger = run.logger = tracking.RunLogger.start(
+        uri, tr.experiment_name, name, tags={**run_tags(cfg, sweep), "config_hash": fingerprint})
+    config["tracking"]["uri"] = uri
+    logger.log_params(tracking.flatten(config))
+    logger.log_datasets(dataset_inputs(splits, data_params))
+    log_optimizer_paths(logger, optimizer)
+    logger.log_metrics(numeric_hyperparameters(cfg), step=0)
+    logger.flush()
+    return logger, 0, 0
 
 def _epoch_display(cfg, label: str, n_train: int, progress, hooks: dict):
     """The progress display of the epochs (``experiments.core.progress``), fed by ``fit``'s
