@@ -97,8 +97,12 @@ def test_each_killed_group_is_retried_in_its_own_right(tmp_path):
     assert sorted(rows) == list(range(8)) and len(lines) == 2
 
 
+# The command as a terminal starts it: Ctrl-C raises KeyboardInterrupt. A process that
+# inherits SIGINT ignored (as this test's own worker process may, after other tests) would
+# ignore it for good, since Python then installs no handler of its own.
 SCRIPT = textwrap.dedent("""
-    import os, sys, time
+    import os, signal, sys, time
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     sys.path.insert(0, {tests!r})
     from test_benchmark_workers import specs, stand_in
     from experiments.benchmark import pool

@@ -211,7 +211,10 @@ def _check_common(cfg) -> None:
     from experiments.core.checks import check_folder, check_numbers
     from experiments.core.tracking import check_experiment_name
 
-    check_numbers(OmegaConf.to_container(cfg, resolve=True))
+    # the job's own keys: Hydra's node (present where a config was composed with it)
+    # holds values that resolve only inside a running job (hydra.job.num)
+    job = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
+    check_numbers(OmegaConf.to_container(job, resolve=True))
     if cfg.get("output_dir"):
         check_folder("output_dir", cfg.output_dir)
     tracking = cfg.get("tracking")

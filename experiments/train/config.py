@@ -215,4 +215,7 @@ def validate(cfg: DictConfig) -> None:
             check(params.pop("name"), **params)
         except ValueError as err:
             raise ConfigError(f"{label}: {err}") from None
-    check_numbers(OmegaConf.to_container(cfg, resolve=True))
+    # the job's own keys: Hydra's node (present where a config was composed with it)
+    # holds values that resolve only inside a running job (hydra.job.num)
+    job = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
+    check_numbers(OmegaConf.to_container(job, resolve=True))
