@@ -16,6 +16,7 @@ active run, so several runs (nested ones too) can be open in one process.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -142,6 +143,24 @@ def store_lock(uri: str):
     return _StoreLock(uri)
 
 
+@contextlib.contextmanager
+def _short_requests(timeout_s: float):
+    """MLflow's HTTP calls inside: one try each, ``timeout_s`` seconds (its defaults: 7
+    retries with backoff and 120 s timeouts, minutes before a wrong password is said)."""
+    keys = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+            "MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, int(timeout_s)))}
+    saved = {key: os.environ.get(key) for key in keys}
+    os.environ.update(keys)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def probe_store(uri: str, timeout_s: float = 5.0) -> None:
     """Make sure ``uri`` can be written before any training: raise ``TrackingUnavailable``.
 
@@ -163,17 +182,24 @@ def probe_store(uri: str, timeout_s: float = 5.0) -> None:
     elif uri.startswith(("http://", "https://")):
         import urllib.request
 
+        from urllib.parse import urlsplit, urlunsplit
+
+        parts = urlsplit(uri)  # /health needs no credentials; urllib takes none in a URL
+        health = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
         try:
-            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s):
-                return
+            with urllib.request.urlopen(health.rstrip("/") + "/health", timeout=timeout_s):
+                pass
         except Exception as err:
             reason = getattr(err, "reason", err)
             raise TrackingUnavailable(f"the tracking server {shown} is not reachable: "
                                       f"{reason}") from None
+    # /health answers without credentials and without the database (MLflow's basic-auth
+    # app leaves it open): a real API call, with the user's credentials, short timeouts
+    # and no retries, finds wrong credentials and a database that is down up front
     from mlflow.tracking import MlflowClient
 
     try:
-        with _StoreLock(uri):
+        with _StoreLock(uri), _short_requests(timeout_s):
             MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
     except Exception as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
