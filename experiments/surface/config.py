@@ -24,7 +24,7 @@ class SurfaceSchema:
     optimizers: List[str] = field(default_factory=lambda: ["sgd", "momentum", "adam"])
     runs: List[str] = field(default_factory=list)  # run ids to read instead of training
     learning_rates: Dict[str, float] = field(default_factory=dict)  # option -> η
-    samples: int = 0  # training examples the loss is evaluated on (0: all)
+    samples: int = 0  # training examples the loss is evaluated on (0: the split, at most 10000)
     line_points: int = 51
     grid_points: int = 31
     span: float = 1.0
