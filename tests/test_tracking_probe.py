@@ -47,8 +47,9 @@ def _server(api_status: int, api_body: bytes):
 
 
 @pytest.mark.parametrize("status, body, says", [
-    (401, b"You are not authenticated. Please see ...", "401"),
-    (500, b'{"error_code": "INTERNAL_ERROR", "message": "database is down"}', "500"),
+    (401, b"You are not authenticated. Please see ...", ("401",)),
+    (500, b'{"error_code": "INTERNAL_ERROR", "message": "database is down"}',
+     ("500", "database is down")),  # MLflow says the status or the server's message
 ])
 def test_a_server_that_answers_health_but_not_the_api_is_refused_at_once(status, body, says):
     server, asked, auth = _server(status, body)
@@ -63,7 +64,8 @@ def test_a_server_that_answers_health_but_not_the_api_is_refused_at_once(status,
     message = str(refused.value)
     assert "/health" in asked and any(p.startswith("/api/") for p in asked), asked
     assert any(a and a.startswith("Basic ") for a in auth), "the credentials were not sent"
-    assert says in message and "\n" not in message and PASSWORD not in message
+    assert any(s in message for s in says), message
+    assert "\n" not in message and PASSWORD not in message
     assert took < 10, f"one try with a short timeout, not MLflow's retries: {took:.1f} s"
     # the probe's settings do not leak into the rest of the process
     assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ
